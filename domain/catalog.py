@@ -1,0 +1,165 @@
+"""The models file: which diffusion models this deployment serves, and their defaults.
+
+The file is TOML, read once at start-up::
+
+    default = "sd15"
+
+    [models.sd15]
+    source = "stable-diffusion-v1-5/stable-diffusion-v1-5"   # Hub id, local folder, or .safetensors file
+    family = "sd15"                                           # sd15 | sdxl
+    aliases = ["5"]                                           # names accepted by --model / --v
+    width = 512                                               # native side; --ar keeps width*height near width**2
+    height = 512
+    steps = 30
+    guidance = 7.0
+    scheduler = "dpmpp_2m_karras"
+    preview = ""                                              # optional tiny VAE (TAESD) for live previews
+    upscaler = ""                                             # optional Real-ESRGAN weights (.pth/.safetensors)
+
+Relative paths are resolved against the folder holding the models file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domain.errors import CatalogError, UnknownModelError
+
+__all__ = ["FAMILIES", "SCHEDULERS", "Catalog", "ModelPreset", "load_catalog"]
+
+#: Model families and their native pixel budget (one side of the square).
+FAMILIES: dict[str, int] = {"sd15": 512, "sdxl": 1024}
+#: Sampler names accepted in the models file and by ``--sampler``.
+SCHEDULERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPreset:
+    name: str
+    source: str
+    family: str
+    width: int
+    height: int
+    steps: int = 30
+    guidance: float = 7.0
+    scheduler: str = "dpmpp_2m_karras"
+    aliases: tuple[str, ...] = ()
+    preview: str = ""
+    upscaler: str = ""
+    description: str = ""
+
+    @property
+    def pixel_budget(self) -> int:
+        """Pixels of one native-size image: ``--ar`` keeps the area near this."""
+        return self.width * self.height
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: dict[str, ModelPreset]
+    default: str
+    path: Path | None = None
+    _aliases: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.default not in self.models:
+            raise CatalogError(f"default model {self.default!r} is not defined under [models]")
+        for preset in self.models.values():
+            for key in (preset.name, *preset.aliases):
+                owner = self._aliases.setdefault(key.lower(), preset.name)
+                if owner != preset.name:
+                    raise CatalogError(f"model name or alias {key!r} is used by both {owner!r} and {preset.name!r}")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    @property
+    def default_preset(self) -> ModelPreset:
+        return self.models[self.default]
+
+    def find(self, name: str | None) -> ModelPreset | None:
+        """The preset for a name or alias (case-insensitive); the default for ``None``."""
+        if name is None:
+            return self.default_preset
+        key = self._aliases.get(name.strip().lower())
+        return self.models[key] if key else None
+
+    def get(self, name: str | None) -> ModelPreset:
+        """Like :meth:`find`, but raises :class:`UnknownModelError` for unknown names."""
+        preset = self.find(name)
+        if preset is None:
+            raise UnknownModelError(str(name), self.names)
+        return preset
+
+    def search(self, text: str, limit: int = 25) -> list[ModelPreset]:
+        """Presets whose name, alias or description contains ``text`` (for autocomplete)."""
+        needle = text.strip().lower()
+        found = [
+            p for p in self.models.values()
+            if not needle or needle in p.name.lower() or any(needle in a.lower() for a in p.aliases)
+            or needle in p.description.lower()
+        ]
+        return found[:limit]
+
+
+def _resolve(value: str, base: Path) -> str:
+    """Make a relative local path absolute; leave Hub ids (``org/name``) alone."""
+    if not value:
+        return value
+    candidate = base / value
+    if value.startswith(("./", "../")) or (not Path(value).is_absolute() and candidate.exists()):
+        return str(candidate.resolve())
+    return value
+
+
+def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
+    if "source" not in table:
+        raise CatalogError(f"model {name!r} has no `source`")
+    family = str(table.get("family", "sd15"))
+    if family not in FAMILIES:
+        raise CatalogError(f"model {name!r}: family {family!r} is not one of {', '.join(FAMILIES)}")
+    side = FAMILIES[family]
+    scheduler = str(table.get("scheduler", "dpmpp_2m_karras"))
+    if scheduler not in SCHEDULERS:
+        raise CatalogError(f"model {name!r}: scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+    try:
+        return ModelPreset(
+            name=name,
+            source=_resolve(str(table["source"]), base),
+            family=family,
+            width=int(table.get("width", side)),
+            height=int(table.get("height", side)),
+            steps=int(table.get("steps", 30)),
+            guidance=float(table.get("guidance", 7.0)),
+            scheduler=scheduler,
+            aliases=tuple(str(a) for a in table.get("aliases", ())),
+            preview=_resolve(str(table.get("preview", "")), base),
+            upscaler=_resolve(str(table.get("upscaler", "")), base),
+            description=str(table.get("description", "")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise CatalogError(f"model {name!r}: {exc}") from exc
+
+
+def parse_catalog(data: dict[str, Any], base: Path, path: Path | None = None) -> Catalog:
+    tables = data.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise CatalogError("the models file defines no [models.<name>] table")
+    models = {name: _preset(name, table, base) for name, table in tables.items()}
+    default = str(data.get("default", next(iter(models))))
+    return Catalog(models=models, default=default, path=path)
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read a models file. Raises :class:`CatalogError` with the file name on any problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CatalogError(f"models file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"models file {path} is not valid TOML: {exc}") from exc
+    return parse_catalog(data, path.parent.resolve(), path)
