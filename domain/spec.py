@@ -18,7 +18,9 @@ __all__ = [
     "JobSpec",
     "JobState",
     "Lane",
+    "LANE_ORDER",
     "image_seed",
+    "queue_name",
 ]
 
 #: Images in one grid (2x2).
@@ -111,3 +113,12 @@ class JobSpec:
         kwargs["weighted_prompts"] = tuple((str(t), float(w)) for t, w in data.get("weighted_prompts", ()))
         kwargs["notes"] = tuple(data.get("notes", ()))
         return cls(**kwargs)
+
+
+def queue_name(model: str, lane: Lane) -> str:
+    """The Celery queue for a model and lane, e.g. ``sdxl.fast``. Workers consume the queues of their models."""
+    return f"{model}.{lane.value}"
+
+
+#: Lanes in the order a worker serves them: turbo first, relax last.
+LANE_ORDER = (Lane.TURBO, Lane.FAST, Lane.RELAX)

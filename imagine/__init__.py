@@ -1,0 +1,1 @@
+"""The `imagine` command: settings, embedded services and the process runner."""

@@ -1,0 +1,268 @@
+"""The job repository: submit, claim, heartbeat, progress, finish, reap, deliver.
+
+Every state change is one conditional UPDATE, so two workers (or a worker and the reaper) can never both
+win: a redelivered Celery message whose job is already running elsewhere finds no row and is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.models import Guild, Image, Job, User
+from domain.spec import JobKind, JobSpec, JobState, Lane
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "NewJob",
+    "claim",
+    "finish",
+    "get",
+    "heartbeat",
+    "images_of",
+    "mark_delivered",
+    "notify",
+    "queue_position",
+    "record_progress",
+    "stale",
+    "submit",
+    "touch_queued",
+    "undelivered",
+]
+
+#: Postgres NOTIFY channel on which workers announce job changes (payload: the job id).
+NOTIFY_CHANNEL = "job_events"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What the bot knows when a user asks for a job."""
+
+    user_id: int
+    user_name: str
+    kind: JobKind
+    spec: JobSpec
+    lane: Lane
+    queue: str
+    idem_key: str
+    prompt: str = ""
+    guild_id: int | None = None
+    guild_name: str = ""
+    channel_id: int | None = None
+    parent_image_id: int | None = None
+    estimated_ms: int = 0
+    interaction_id: int | None = None
+    interaction_token: str | None = None
+    token_expires_at: datetime | None = None
+
+
+def _ensure_user_and_guild(session: Session, new: NewJob) -> None:
+    session.execute(
+        insert(User).values(id=new.user_id, name=new.user_name[:100]).on_conflict_do_update(
+            index_elements=[User.id], set_={"name": new.user_name[:100]}
+        )
+    )
+    if new.guild_id is not None:
+        session.execute(
+            insert(Guild).values(id=new.guild_id, name=new.guild_name[:100]).on_conflict_do_nothing()
+        )
+
+
+def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
+    """Insert a queued job, or return the one already made with the same idempotency key.
+
+    Returns ``(job, created)``. The caller commits, then publishes the Celery task if ``created``.
+    """
+    _ensure_user_and_guild(session, new)
+    values: dict[str, Any] = {
+        "user_id": new.user_id,
+        "guild_id": new.guild_id,
+        "channel_id": new.channel_id,
+        "kind": new.kind.value,
+        "state": JobState.QUEUED.value,
+        "spec": new.spec.to_dict(),
+        "prompt": new.prompt,
+        "model": new.spec.model,
+        "lane": new.lane.value,
+        "queue": new.queue,
+        "idem_key": new.idem_key,
+        "parent_image_id": new.parent_image_id,
+        "estimated_ms": new.estimated_ms,
+        "interaction_id": new.interaction_id,
+        "interaction_token": new.interaction_token,
+        "token_expires_at": new.token_expires_at,
+    }
+    inserted = session.execute(
+        insert(Job).values(**values).on_conflict_do_nothing(constraint="uq_jobs_user_idem").returning(Job.id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return session.get_one(Job, inserted), True
+    existing = session.execute(
+        select(Job).where(Job.user_id == new.user_id, Job.idem_key == new.idem_key)
+    ).scalar_one()
+    return existing, False
+
+
+def get(*, session: Session, job_id: int) -> Job | None:
+    """The job with this id, or None."""
+    return session.get(Job, job_id)
+
+
+def images_of(*, session: Session, job_id: int) -> list[Image]:
+    """The images of a job, by index."""
+    return list(session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index)).scalars())
+
+
+def claim(*, session: Session, job_id: int, owner: str, stale_after: timedelta) -> Job | None:
+    """Take a queued job (or a running one whose owner stopped heartbeating). None: someone else has it."""
+    now = func.now()
+    row = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.cancel_requested.is_(False),
+            (Job.state == JobState.QUEUED.value)
+            | ((Job.state == JobState.RUNNING.value) & (Job.heartbeat_at < now - stale_after)),
+        )
+        .values(
+            state=JobState.RUNNING.value,
+            owner=owner,
+            heartbeat_at=now,
+            started_at=now,
+            attempts=Job.attempts + 1,
+            progress_step=0,
+        )
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    job = session.get_one(Job, row)
+    session.refresh(job)
+    return job
+
+
+def heartbeat(*, session: Session, job_id: int, owner: str) -> bool:
+    """Refresh the heartbeat; False when the job is no longer ours (reaped, cancelled)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING.value)
+        .values(heartbeat_at=func.now())
+        .returning(Job.cancel_requested)
+    ).scalar_one_or_none()
+    return result is not None and not result
+
+
+def record_progress(
+    *, session: Session, job_id: int, owner: str, step: int, total: int, preview_key: str | None = None
+) -> bool:
+    """Store progress (and heartbeat). Returns False when the job should stop (cancelled or lost)."""
+    values: dict[str, Any] = {"progress_step": step, "progress_total": total, "heartbeat_at": func.now()}
+    if preview_key is not None:
+        values["preview_key"] = preview_key
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING.value)
+        .values(**values)
+        .returning(Job.cancel_requested)
+    ).scalar_one_or_none()
+    return result is not None and not result
+
+
+def finish(
+    *,
+    session: Session,
+    job_id: int,
+    state: JobState,
+    owner: str | None,
+    gpu_ms: int | None = None,
+    result_key: str | None = None,
+    error: str | None = None,
+    images: list[dict[str, Any]] | None = None,
+) -> Job | None:
+    """Move a running job to a terminal state, once. ``owner=None`` finishes regardless of owner (reaper)."""
+    assert state.is_terminal
+    conditions = [Job.id == job_id, Job.state.in_([JobState.RUNNING.value, JobState.QUEUED.value])]
+    if owner is not None:
+        conditions += [Job.owner == owner, Job.state == JobState.RUNNING.value]
+    row = session.execute(
+        update(Job)
+        .where(*conditions)
+        .values(
+            state=state.value,
+            gpu_ms=gpu_ms,
+            result_key=result_key,
+            error=error,
+            finished_at=func.now(),
+        )
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    for image in images or ():
+        session.add(Image(job_id=job_id, **image))
+    job = session.get_one(Job, row)
+    session.refresh(job)
+    return job
+
+
+def notify(*, session: Session, job_id: int) -> None:
+    """Wake the bot (delivered on commit)."""
+    session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": str(job_id)})
+
+
+def touch_queued(*, session: Session, job_id: int) -> None:
+    """Record that the job's task was (re)published now."""
+    session.execute(update(Job).where(Job.id == job_id).values(queued_at=func.now()))
+
+
+def stale(*, session: Session, queued_for: timedelta, heartbeat_for: timedelta, limit: int = 100) -> list[Job]:
+    """Jobs whose message may be lost: queued too long, or running with a stale heartbeat."""
+    now = func.now()
+    return list(
+        session.execute(
+            select(Job)
+            .where(
+                ((Job.state == JobState.QUEUED.value) & (Job.queued_at < now - queued_for))
+                | ((Job.state == JobState.RUNNING.value) & (Job.heartbeat_at < now - heartbeat_for))
+            )
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def queue_position(*, session: Session, job: Job) -> int:
+    """How many queued jobs in the same queue are ahead of this one (0: next)."""
+    return session.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.queue == job.queue, Job.state == JobState.QUEUED.value, Job.id < job.id)
+    ).scalar_one()
+
+
+def undelivered(*, session: Session, limit: int = 50) -> list[Job]:
+    """Terminal jobs whose final state is not yet shown on Discord, oldest first."""
+    return list(
+        session.execute(
+            select(Job)
+            .where(
+                Job.state.in_([s.value for s in JobState if s.is_terminal]),
+                Job.delivered_state.is_distinct_from(Job.state),
+            )
+            .order_by(Job.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def mark_delivered(*, session: Session, job_id: int, state: str, message_id: int | None = None) -> None:
+    values: dict[str, Any] = {"delivered_state": state, "delivered_at": func.now()}
+    if message_id is not None:
+        values["message_id"] = message_id
+    session.execute(update(Job).where(Job.id == job_id).values(**values))

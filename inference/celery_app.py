@@ -1,0 +1,49 @@
+"""The Celery application: configuration that keeps jobs safe (see DESIGN.md, "Celery settings that matter").
+
+Importing this module imports neither torch nor diffusers: the bot uses it to publish tasks.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from domain.catalog import Catalog
+from domain.spec import LANE_ORDER, queue_name
+from imagine.settings import Settings
+
+__all__ = ["RUN_JOB", "all_queues", "create_celery"]
+
+#: Name of the one task: it takes a job id and nothing else.
+RUN_JOB = "imagine.run_job"
+
+
+def all_queues(catalog: Catalog) -> list[str]:
+    """Every queue of every model, turbo before fast before relax (the order workers serve them)."""
+    return [queue_name(model, lane) for lane in LANE_ORDER for model in catalog.names]
+
+
+def create_celery(settings: Settings, broker_url: str) -> Celery:
+    app = Celery("imagine", broker=broker_url, set_as_current=False)
+    hard_limit = settings.job_timeout_s
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=hard_limit,
+        task_soft_time_limit=max(hard_limit - 30, int(hard_limit * 0.9)),
+        broker_transport_options={
+            # A message not acked within this is redelivered; the claim makes redelivery harmless.
+            "visibility_timeout": 3 * hard_limit,
+            # Serve queues in the order the worker lists them: turbo, fast, relax.
+            "queue_order_strategy": "priority",
+        },
+        broker_connection_retry_on_startup=True,
+        worker_proc_alive_timeout=120,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_default_queue="default",
+    )
+    return app
