@@ -31,7 +31,7 @@ __all__ = [
     "record_progress",
     "stale",
     "submit",
-    "touch_queued",
+    "requeue",
     "undelivered",
 ]
 
@@ -59,6 +59,7 @@ class NewJob:
     interaction_id: int | None = None
     interaction_token: str | None = None
     token_expires_at: datetime | None = None
+    message_id: int | None = None
 
 
 def _ensure_user_and_guild(session: Session, new: NewJob) -> None:
@@ -96,6 +97,7 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
         "interaction_id": new.interaction_id,
         "interaction_token": new.interaction_token,
         "token_expires_at": new.token_expires_at,
+        "message_id": new.message_id,
     }
     inserted = session.execute(
         insert(Job).values(**values).on_conflict_do_nothing(constraint="uq_jobs_user_idem").returning(Job.id)
@@ -215,9 +217,13 @@ def notify(*, session: Session, job_id: int) -> None:
     session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": str(job_id)})
 
 
-def touch_queued(*, session: Session, job_id: int) -> None:
-    """Record that the job's task was (re)published now."""
-    session.execute(update(Job).where(Job.id == job_id).values(queued_at=func.now()))
+def requeue(*, session: Session, job_id: int) -> None:
+    """Put a lost job back in the queue (its task is about to be re-published)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+        .values(state=JobState.QUEUED.value, owner=None, queued_at=func.now())
+    )
 
 
 def stale(*, session: Session, queued_for: timedelta, heartbeat_for: timedelta, limit: int = 100) -> list[Job]:

@@ -59,7 +59,7 @@ def reap(
                     jobs_db.notify(session=session, job_id=job.id)
                     failed.append(job.id)
                 continue
-            jobs_db.touch_queued(session=session, job_id=job.id)
+            jobs_db.requeue(session=session, job_id=job.id)
             republished.append(job.id)
     for job_id, queue in _queues(sessions, republished):
         publish(app, job_id, queue)

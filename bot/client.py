@@ -1,0 +1,86 @@
+"""The bot: a ``commands.Bot`` that loads one extension per feature and registers persistent buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.components import JobButton
+from bot.delivery import Delivery
+from bot.services import BotServices
+
+__all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.imagine",)
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Aim discord.py at a Discord API (the real one, a REST proxy, or a test fake).
+
+    discord.py has no setting for this: every REST route (webhooks and interaction callbacks included)
+    is built from ``Route.BASE``, and a non-sharded client connects to ``DEFAULT_GATEWAY``.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class ImagineBot(commands.Bot):
+    def __init__(self, services: BotServices, **options: Any) -> None:
+        intents = discord.Intents.default()
+        intents.members = False
+        intents.presences = False
+        intents.message_content = False
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
+        self.services = services
+        self.delivery = Delivery(self)
+        point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(JobButton)
+        self.tree.on_error = self.on_app_command_error
+        guild_id = self.services.settings.discord_guild_id
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        self.delivery.start()
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))
+
+    async def handle_job_button(
+        self, interaction: discord.Interaction[ImagineBot], job_id: int, action: str, tile: int | None
+    ) -> None:
+        """A click on a job's button. Upscales, variations and rerolls arrive with the buttons feature."""
+        await interaction.response.send_message("That button is coming soon.", ephemeral=True)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        log.error("command %r failed", interaction.command and interaction.command.name, exc_info=error)
+        message = "Something went wrong on our side. Please try again in a moment."
+        if isinstance(error, app_commands.CheckFailure):
+            message = str(error) or "You can't use this command here."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    async def close(self) -> None:
+        await self.delivery.stop()
+        await super().close()
+        await self.services.close()

@@ -1,0 +1,108 @@
+"""``/imagine``: a prompt in, a 2x2 grid out."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.submission import submit_jobs, token_expiry
+from db.jobs import NewJob
+from domain.errors import PromptError
+from domain.prompt import MAX_PROMPT_CHARS, PromptOptions, canonical_prompt, parse_prompt
+from domain.spec import MAX_SEED, JobKind, Lane, queue_name
+
+if TYPE_CHECKING:
+    from bot.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+ASPECTS = [
+    app_commands.Choice(name="1:1 square", value="1:1"),
+    app_commands.Choice(name="3:2 landscape", value="3:2"),
+    app_commands.Choice(name="2:3 portrait", value="2:3"),
+    app_commands.Choice(name="16:9 wide", value="16:9"),
+    app_commands.Choice(name="9:16 tall", value="9:16"),
+    app_commands.Choice(name="4:5 portrait", value="4:5"),
+    app_commands.Choice(name="5:4 landscape", value="5:4"),
+    app_commands.Choice(name="21:9 cinema", value="21:9"),
+]
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Create four images from a prompt")
+    @app_commands.describe(
+        prompt="What to draw. Midjourney parameters work too: --ar 16:9 --seed 7 --no text",
+        aspect="Aspect ratio of the images",
+        seed="Seed for reproducible images (0 to 4294967295)",
+        negative="What to keep out of the images",
+        model="Which model draws the images",
+    )
+    @app_commands.choices(aspect=ASPECTS)
+    async def imagine(
+        self,
+        interaction: discord.Interaction[ImagineBot],
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        aspect: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        negative: app_commands.Range[str, 1, 1000] | None = None,
+        model: str | None = None,
+    ) -> None:
+        catalog = self.bot.services.catalog
+        options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model)
+        try:
+            parsed = parse_prompt(prompt, catalog, options)
+        except PromptError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+
+        response = await interaction.response.defer(thinking=True)
+        message_ids: list[int | None] = [response.message_id if response else None]
+        for index in range(1, len(parsed.specs)):
+            spec = parsed.specs[index]
+            extra = await interaction.followup.send(f"**{canonical_prompt(spec, catalog)}** (Waiting to start)", wait=True)
+            message_ids.append(extra.id)
+
+        lane = Lane.FAST
+        new_jobs = [
+            NewJob(
+                user_id=interaction.user.id,
+                user_name=interaction.user.name,
+                kind=JobKind.IMAGINE,
+                spec=spec,
+                lane=lane,
+                queue=queue_name(spec.model, lane),
+                idem_key=f"slash:{interaction.id}:{index}",
+                prompt=canonical_prompt(spec, catalog),
+                guild_id=interaction.guild_id,
+                guild_name=interaction.guild.name if interaction.guild else "",
+                channel_id=interaction.channel_id,
+                interaction_id=interaction.id,
+                interaction_token=interaction.token,
+                token_expires_at=token_expiry(interaction.created_at),
+                message_id=message_ids[index],
+            )
+            for index, spec in enumerate(parsed.specs)
+        ]
+        for job, _created, _position in await submit_jobs(self.bot.services, new_jobs):
+            self.bot.delivery.wake(job.id)
+
+    @imagine.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction[ImagineBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        presets = self.bot.services.catalog.search(current)
+        return [
+            app_commands.Choice(name=(f"{p.name} — {p.description}" if p.description else p.name)[:100], value=p.name)
+            for p in presets
+        ]
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Imagine(bot))

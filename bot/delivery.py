@@ -1,0 +1,283 @@
+"""Delivery: showing each job's state on Discord, exactly once per state, surviving restarts.
+
+Workers write progress and results to Postgres and ``NOTIFY job_events, '<job id>'``. The bot listens,
+and also reconciles on start-up, after every reconnect and every few seconds: any finished job whose final
+state is not yet on Discord is delivered. Edits are idempotent, so delivering twice is harmless.
+
+Edits go through the interaction's webhook token while it lives (15 min). After that (or on error 50027)
+the final message is posted in the channel with the bot token, and later edits use that message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import discord
+import psycopg
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bot.components import grid_view
+from bot.render import JobView, job_content
+from db import jobs as jobs_db
+from db.models import Image, Job
+from db.session import libpq_url
+from domain.spec import JobKind, JobState
+from inference.dispatch import reap
+
+if TYPE_CHECKING:
+    from bot.client import ImagineBot
+
+__all__ = ["Delivery"]
+
+log = logging.getLogger(__name__)
+
+#: Discord's default per-file upload limit, used when the interaction did not say.
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+_RECONCILE_EVERY_S = 5.0
+_INVALID_WEBHOOK_TOKEN = 50027
+_UNKNOWN_WEBHOOK = 10015
+
+
+def _load(*, session: Session, job_id: int) -> tuple[Job, list[Image], int] | None:
+    job = jobs_db.get(session=session, job_id=job_id)
+    if job is None:
+        return None
+    position = jobs_db.queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0
+    return job, jobs_db.images_of(session=session, job_id=job_id), position
+
+
+def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
+
+
+def job_view(job: Job, position: int | None = None) -> JobView:
+    return JobView(
+        job_id=job.id,
+        user_id=job.user_id,
+        kind=JobKind(job.kind),
+        state=JobState(job.state),
+        prompt=job.prompt,
+        lane=job.lane,
+        notes=tuple(job.spec.get("notes", ())),
+        position=position,
+        progress_step=job.progress_step,
+        progress_total=job.progress_total,
+        error=job.error,
+        gpu_ms=job.gpu_ms,
+    )
+
+
+class Delivery:
+    """Listens for job events and keeps every job's Discord message up to date."""
+
+    def __init__(self, bot: ImagineBot, *, workers: int = 4) -> None:
+        self.bot = bot
+        self.services = bot.services
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._pending: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._last_edit: dict[int, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers = workers
+        self._listening = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._listen(), name="delivery-listen"))
+        self._tasks.append(loop.create_task(self._reconcile_forever(), name="delivery-reconcile"))
+        self._tasks.append(loop.create_task(self._reap_forever(), name="delivery-reaper"))
+        for n in range(self._workers):
+            self._tasks.append(loop.create_task(self._consume(), name=f"delivery-{n}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._listening.wait(), timeout)
+
+    def wake(self, job_id: int) -> None:
+        """Schedule a delivery for this job (coalesced while one is pending)."""
+        if job_id not in self._pending:
+            self._pending.add(job_id)
+            self._queue.put_nowait(job_id)
+
+    # -- event sources ---------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                conninfo = libpq_url(self.services.database_url)
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {jobs_db.NOTIFY_CHANNEL}")
+                    self._listening.set()
+                    backoff = 0.5
+                    await self.reconcile()  # catch up on whatever happened while we were not listening
+                    async for notice in conn.notifies():
+                        with contextlib.suppress(ValueError):
+                            self.wake(int(notice.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._listening.clear()
+                log.warning("job event listener lost its connection (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def reconcile(self) -> None:
+        """Wake every finished job whose final state is not yet on Discord."""
+        jobs = await self.services.db.run(jobs_db.undelivered)
+        for job in jobs:
+            self.wake(job.id)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_RECONCILE_EVERY_S)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.warning("reconcile failed", exc_info=True)
+
+    async def _reap_forever(self) -> None:
+        settings = self.services.settings
+        while True:
+            await asyncio.sleep(settings.reaper_interval_s)
+            try:
+                await asyncio.to_thread(
+                    reap,
+                    self.services.sessions,
+                    self.services.celery,
+                    queued_for=timedelta(seconds=max(60.0, settings.reaper_interval_s * 2)),
+                    heartbeat_for=timedelta(seconds=60),
+                    max_attempts=settings.max_attempts,
+                )
+            except Exception:
+                log.warning("reaper pass failed", exc_info=True)
+
+    async def _consume(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            self._pending.discard(job_id)
+            lock = self._locks.setdefault(job_id, asyncio.Lock())
+            try:
+                async with lock:
+                    await self.deliver(job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering job %s failed", job_id)
+            finally:
+                if not lock.locked():
+                    self._locks.pop(job_id, None)
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    async def deliver(self, job_id: int) -> None:
+        loaded = await self.services.db.run(_load, job_id=job_id)
+        if loaded is None:
+            return
+        job, images, position = loaded
+        state = JobState(job.state)
+        if state.is_terminal:
+            if job.delivered_state != job.state:
+                await self._deliver_final(job, images)
+            return
+        # Progress: throttled per message, skipped once the token is gone.
+        now = time.monotonic()
+        if now - self._last_edit.get(job.id, 0.0) < self.services.settings.progress_interval_s:
+            return
+        if not self._token_alive(job) or job.message_id is None:
+            return
+        self._last_edit[job.id] = now
+        content = job_content(job_view(job, position))
+        with contextlib.suppress(discord.HTTPException):
+            await self._webhook(job).edit_message(job.message_id, content=content)
+
+    async def _deliver_final(self, job: Job, images: list[Image]) -> None:
+        view = job_view(job)
+        content = job_content(view)
+        files: list[discord.File] = []
+        components: discord.ui.View | None = None
+        if view.state is JobState.SUCCEEDED and job.result_key:
+            files.append(await self._attachment(job.result_key))
+            if view.kind in (JobKind.IMAGINE, JobKind.REROLL, JobKind.VARY):
+                components = grid_view(job.id)
+        message_id = await self._show(job, content, files, components)
+        await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
+        self._last_edit.pop(job.id, None)
+
+    async def _show(
+        self, job: Job, content: str, files: list[discord.File], view: discord.ui.View | None
+    ) -> int | None:
+        """Edit the job's message through its token, or post a new one with the bot token."""
+        kwargs: dict[str, Any] = {"content": content, "attachments": files}
+        if view is not None:
+            kwargs["view"] = view
+        if self._token_alive(job) and job.message_id is not None:
+            try:
+                message = await self._webhook(job).edit_message(job.message_id, **kwargs)
+                return message.id
+            except discord.HTTPException as exc:
+                if exc.code not in (_INVALID_WEBHOOK_TOKEN, _UNKNOWN_WEBHOOK) and exc.status != 401:
+                    raise
+                log.info("job %s: interaction token expired; posting with the bot token", job.id)
+                for file in files:
+                    file.reset()
+        if job.channel_id is None:
+            log.warning("job %s: token expired and no channel known; cannot deliver", job.id)
+            return None
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        if job.interaction_token is None and job.message_id is not None:
+            # We posted this message ourselves with the bot token: edit it.
+            message = await channel.get_partial_message(job.message_id).edit(**kwargs)
+            return message.id
+        kwargs.pop("attachments")
+        message = await channel.send(files=files, **kwargs)
+        await self.services.db.run(_forget_token, job_id=job.id, message_id=message.id)
+        return message.id
+
+    def _token_alive(self, job: Job) -> bool:
+        return (
+            job.interaction_token is not None
+            and job.token_expires_at is not None
+            and job.token_expires_at > datetime.now(UTC)
+        )
+
+    def _webhook(self, job: Job) -> discord.Webhook:
+        assert self.bot.application_id is not None and job.interaction_token is not None
+        return discord.Webhook.from_state(
+            data={"id": self.bot.application_id, "type": 3, "token": job.interaction_token},
+            state=self.bot._connection,
+        )
+
+    async def _attachment(self, key: str) -> discord.File:
+        from inference.grid import encode_for_upload
+
+        data = await asyncio.to_thread(self.services.store.get, key)
+        name = key.rsplit("/", 1)[-1]
+        if len(data) > DEFAULT_UPLOAD_LIMIT:
+            data, name = await asyncio.to_thread(_reencode, data, DEFAULT_UPLOAD_LIMIT, encode_for_upload)
+        return discord.File(io.BytesIO(data), filename=name)
+
+
+def _reencode(data: bytes, limit: int, encode: Any) -> tuple[bytes, str]:
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(data)) as image:
+        image.load()
+        encoded: tuple[bytes, str] = encode(image, limit)
+        return encoded

@@ -1,0 +1,44 @@
+"""What the bot's features share: settings, the catalog, the database, the Celery app and the image store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.session import AsyncDatabase, make_engine, make_sessionmaker
+from domain.catalog import Catalog, load_catalog
+from imagine.settings import Settings
+from inference.celery_app import create_celery
+from inference.storage import ImageStore, open_store
+
+__all__ = ["BotServices"]
+
+
+@dataclass
+class BotServices:
+    settings: Settings
+    catalog: Catalog
+    db: AsyncDatabase
+    #: Synchronous sessions for work done in threads (the reaper).
+    sessions: sessionmaker[Session]
+    celery: Celery
+    store: ImageStore
+    database_url: str
+
+    @classmethod
+    def create(cls, settings: Settings, *, database_url: str, broker_url: str) -> BotServices:
+        return cls(
+            settings=settings,
+            catalog=load_catalog(settings.models_path),
+            db=AsyncDatabase(database_url),
+            sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
+            celery=create_celery(settings, broker_url),
+            store=open_store(settings.image_store_url),
+            database_url=database_url,
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        self.sessions.kw["bind"].dispose()

@@ -1,0 +1,155 @@
+"""Running one job: claim → render → store → finish → wake the bot.
+
+This is the body of the Celery task, kept apart from Celery so it reads (and tests) as plain code.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from db import jobs as jobs_db
+from domain.spec import JobKind, JobSpec, JobState
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from inference.worker import WorkerContext
+
+__all__ = ["HEARTBEAT_EVERY_S", "run_job"]
+
+log = logging.getLogger(__name__)
+
+#: A running job refreshes its heartbeat this often; the reaper waits several times longer.
+HEARTBEAT_EVERY_S = 5.0
+#: Progress is written to the database at most this often.
+PROGRESS_EVERY_S = 1.0
+
+
+def _png(image: Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps the claim alive while the GPU works, and notices a cancel request."""
+
+    def __init__(self, ctx: WorkerContext, job_id: int) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.ctx, self.job_id = ctx, job_id
+        self.stop_event = threading.Event()
+        self.cancelled = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(HEARTBEAT_EVERY_S):
+            try:
+                with self.ctx.sessions() as session, session.begin():
+                    alive = jobs_db.heartbeat(session=session, job_id=self.job_id, owner=self.ctx.owner)
+                if not alive:
+                    self.cancelled.set()
+            except Exception:  # a DB blip must not kill the job; the next beat retries
+                log.warning("heartbeat for job %s failed", self.job_id, exc_info=True)
+
+
+class _Progress:
+    """The step callback: records progress (and a preview) at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat) -> None:
+        self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
+        self.last = 0.0
+
+    def want_preview(self, step: int) -> bool:
+        return time.monotonic() - self.last >= PROGRESS_EVERY_S
+
+    def __call__(self, step: int, total: int, preview: Image | None) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY_S and step < total:
+            return
+        self.last = now
+        preview_key = None
+        if preview is not None:
+            preview_key = f"jobs/{self.job_id}/preview.png"
+            self.ctx.store.put(preview_key, _png(preview), "image/png")
+        with self.ctx.sessions() as session, session.begin():
+            alive = jobs_db.record_progress(
+                session=session, job_id=self.job_id, owner=self.ctx.owner, step=step, total=total,
+                preview_key=preview_key,
+            )
+            jobs_db.notify(session=session, job_id=self.job_id)
+        if not alive:
+            self.heartbeat.cancelled.set()
+
+    def should_cancel(self) -> bool:
+        return self.heartbeat.cancelled.is_set()
+
+
+def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
+    """Run a job if we can claim it. Returns the final state, or None when someone else has the job."""
+    stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
+    with ctx.sessions() as session, session.begin():
+        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after)
+        if job is None:
+            log.info("job %s: not claimable (done, cancelled, or running elsewhere); skipped", job_id)
+            return None
+        jobs_db.notify(session=session, job_id=job_id)
+        spec = JobSpec.from_dict(job.spec)
+        kind = JobKind(job.kind)
+
+    heartbeat = _Heartbeat(ctx, job_id)
+    heartbeat.start()
+    progress = _Progress(ctx, job_id, heartbeat)
+    try:
+        state, fields = _render(ctx, job_id, kind, spec, progress)
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        state, fields = JobState.FAILED, {"error": _user_error(exc)}
+    finally:
+        heartbeat.stop_event.set()
+
+    with ctx.sessions() as session, session.begin():
+        done = jobs_db.finish(session=session, job_id=job_id, state=state, owner=ctx.owner, **fields)
+        if done is None:
+            log.warning("job %s: lost the claim before finishing; result dropped", job_id)
+            return None
+        jobs_db.notify(session=session, job_id=job_id)
+    log.info("job %s: %s (%s ms)", job_id, state.value, fields.get("gpu_ms"))
+    return state
+
+
+def _render(
+    ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress
+) -> tuple[JobState, dict[str, Any]]:
+    from inference.grid import compose_grid
+    from inference.pipelines import JobCancelled, render_grid
+
+    preset = ctx.catalog.get(spec.model)
+    if kind not in (JobKind.IMAGINE, JobKind.REROLL):
+        raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker yet")
+    try:
+        result = render_grid(
+            ctx.pipeline_cache(), preset, spec,
+            on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+        )
+    except JobCancelled:
+        return JobState.CANCELLED, {}
+    images = []
+    for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+        key = f"jobs/{job_id}/{index}.png"
+        ctx.store.put(key, _png(image), "image/png")
+        images.append({"index": index, "seed": seed, "storage_key": key, "width": image.width, "height": image.height})
+    grid_key = f"jobs/{job_id}/grid.png"
+    ctx.store.put(grid_key, _png(compose_grid(result.images)), "image/png")
+    return JobState.SUCCEEDED, {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
+
+
+def _user_error(exc: Exception) -> str:
+    """A short, plain reason for the job's message; details stay in the worker log."""
+    name = type(exc).__name__
+    if "OutOfMemory" in name:
+        return "The GPU ran out of memory for this image. Try a smaller --ar or --q."
+    return f"The image could not be made ({name}). Please try again."
