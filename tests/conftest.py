@@ -1,0 +1,82 @@
+"""Shared fixtures: real PostgreSQL, Redis, tiny models, a Celery worker process.
+
+Services: ``IMAGINE_TEST_DATABASE_URL`` / ``IMAGINE_TEST_REDIS_URL`` name servers to use (CI sets them to the
+machine's PostgreSQL and Redis); without them the tests start embedded ones, so a fresh machine needs nothing.
+Each test session gets its own freshly migrated database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import (
+    WorkerProcess,
+    drop_database,
+    make_test_database,
+    purge_queues,
+    start_worker,
+    test_settings,
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("IMAGINE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from imagine.services import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    name = f"imagine_test_{uuid.uuid4().hex[:10]}"
+    url = make_test_database(postgres_server_url, name)
+    yield url
+    drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("IMAGINE_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    from imagine.services import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis") / "dump.rdb")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models file naming a tiny random-weight model (written once per session)."""
+    from inference.tiny import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def worker(database_url: str, redis_url: str, tiny_models: Path, data_dir: Path) -> Iterator[WorkerProcess]:
+    """A real ``imagine worker`` (Celery, prefork, one process) serving the tiny model's queues."""
+    settings = test_settings(database_url=database_url, redis_url=redis_url, models_file=tiny_models,
+                             data_dir=data_dir)
+    purge_queues(settings)
+    process = start_worker(settings)
+    yield process
+    process.stop()
