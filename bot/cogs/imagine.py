@@ -11,9 +11,10 @@ from discord.ext import commands
 
 from bot.submission import submit_jobs, token_expiry
 from db.jobs import NewJob
+from domain.catalog import Catalog
 from domain.errors import PromptError
 from domain.prompt import MAX_PROMPT_CHARS, PromptOptions, canonical_prompt, parse_prompt
-from domain.spec import MAX_SEED, JobKind, Lane, queue_name
+from domain.spec import MAX_SEED, JobKind, JobSpec, Lane, queue_name
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -30,6 +31,10 @@ ASPECTS = [
     app_commands.Choice(name="5:4 landscape", value="5:4"),
     app_commands.Choice(name="21:9 cinema", value="21:9"),
 ]
+
+
+def _placeholder(spec: JobSpec, catalog: Catalog) -> str:
+    return f"**{canonical_prompt(spec, catalog)}** (Waiting to start)"
 
 
 class Imagine(commands.Cog):
@@ -64,10 +69,14 @@ class Imagine(commands.Cog):
 
         response = await interaction.response.defer(thinking=True)
         message_ids: list[int | None] = [response.message_id if response else None]
-        for index in range(1, len(parsed.specs)):
-            spec = parsed.specs[index]
-            extra = await interaction.followup.send(f"**{canonical_prompt(spec, catalog)}** (Waiting to start)", wait=True)
-            message_ids.append(extra.id)
+        if len(parsed.specs) > 1:
+            # One message per job. The first follow-up after a defer would replace the "thinking" message,
+            # so that one is edited first and every further job gets a follow-up of its own.
+            first = await interaction.edit_original_response(content=_placeholder(parsed.specs[0], catalog))
+            message_ids = [first.id]
+            for spec in parsed.specs[1:]:
+                extra = await interaction.followup.send(_placeholder(spec, catalog), wait=True)
+                message_ids.append(extra.id)
 
         lane = Lane.FAST
         new_jobs = [

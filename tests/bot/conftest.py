@@ -1,0 +1,54 @@
+"""The bot under test: the real ImagineBot against the loopback fake Discord, a real worker, real services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.client import ImagineBot
+from bot.services import BotServices
+from imagine.settings import Settings
+from tests.fakediscord import FakeDiscord, run_client
+from tests.support.services import WorkerProcess, test_settings
+
+
+@pytest.fixture(scope="session")
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+        assert server.server_errors == []
+
+
+@pytest.fixture(scope="session")
+def bot_settings(
+    fake: FakeDiscord, database_url: str, redis_url: str, tiny_models: Path, data_dir: Path
+) -> Settings:
+    return test_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        models_file=tiny_models,
+        data_dir=data_dir,
+        discord_token=fake.bot_token,
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(settings: Settings, fake: FakeDiscord, **options: Any) -> AsyncIterator[ImagineBot]:
+    """A fresh bot process-equivalent: new services, new client, logged in and listening for job events."""
+    services = BotServices.create(settings, database_url=settings.database_url, broker_url=settings.redis_url)
+    bot = ImagineBot(services, guild_ready_timeout=0.1, **options)
+    async with run_client(bot, fake, redirect=False):
+        await bot.delivery.wait_listening()
+        yield bot
+
+
+@pytest.fixture(scope="session")
+async def bot(bot_settings: Settings, fake: FakeDiscord, worker: WorkerProcess) -> AsyncIterator[ImagineBot]:
+    async with running_bot(bot_settings, fake) as client:
+        yield client

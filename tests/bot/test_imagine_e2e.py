@@ -1,0 +1,62 @@
+"""/imagine end to end: real discord.py client, fake Discord, real Celery worker, PostgreSQL, Redis, tiny model."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from bot.client import ImagineBot
+from db import jobs as jobs_db
+from domain.spec import JobState
+from tests.fakediscord import FakeDiscord, buttons
+
+GRID_TIMEOUT = 90.0
+
+
+def _has_grid(message: dict) -> bool:
+    return bool(message.get("files")) and bool(buttons(message))
+
+
+async def test_imagine_posts_a_grid_with_nine_buttons(fake: FakeDiscord, bot: ImagineBot) -> None:
+    interaction = await fake.slash_command("imagine", {"prompt": "a fox in the snow --seed 42"})
+    ack = await interaction.wait_ack()
+    assert ack.type == 5  # deferred at once
+    assert ack.delay < 3.0
+
+    message = await interaction.wait_original(_has_grid, timeout=GRID_TIMEOUT)
+
+    files = fake.files(message)
+    assert len(files) == 1 and files[0].filename.endswith(".png")
+    grid = Image.open(io.BytesIO(files[0].data))
+    job = await bot.services.db.run(jobs_db.get, job_id=_job_id(message))
+    assert job is not None
+    assert grid.size == (2 * job.spec["width"], 2 * job.spec["height"])
+    labels = [b.get("label") or b.get("emoji", {}).get("name") for b in buttons(message)]
+    assert labels == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
+    assert "a fox in the snow" in message["content"] and "--seed 42" in message["content"]
+    assert job.state == JobState.SUCCEEDED and job.delivered_state == JobState.SUCCEEDED
+    images = await bot.services.db.run(jobs_db.images_of, job_id=job.id)
+    assert [i.seed for i in images] == [42, 43, 44, 45]
+
+
+async def test_bad_input_gets_an_ephemeral_error_and_no_job(fake: FakeDiscord, bot: ImagineBot) -> None:
+    before = await bot.services.db.run(_count_jobs)
+    interaction = await fake.slash_command("imagine", {"prompt": "a cat --model nope"})
+    ack = await interaction.wait_ack()
+    assert ack.type == 4
+    assert ack.data["flags"] & 64  # ephemeral
+    assert "nope" in ack.data["content"]
+    assert await bot.services.db.run(_count_jobs) == before
+
+
+def _job_id(message: dict) -> int:
+    return int(buttons(message)[0]["custom_id"].split(":")[1])
+
+
+def _count_jobs(*, session) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from db.models import Job
+
+    return session.execute(select(func.count()).select_from(Job)).scalar_one()
