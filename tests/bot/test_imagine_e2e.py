@@ -10,6 +10,7 @@ from bot.client import ImagineBot
 from db import jobs as jobs_db
 from domain.spec import JobState
 from tests.fakediscord import FakeDiscord, buttons
+from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 90.0
 
@@ -60,3 +61,31 @@ def _count_jobs(*, session) -> int:  # type: ignore[no-untyped-def]
     from db.models import Job
 
     return session.execute(select(func.count()).select_from(Job)).scalar_one()
+
+
+async def test_the_queued_state_is_shown_before_the_grid(fake: FakeDiscord, bot: ImagineBot) -> None:
+    interaction = await fake.slash_command("imagine", {"prompt": "a lighthouse at dusk"})
+    message = await interaction.wait_original(_has_grid, timeout=GRID_TIMEOUT)
+    contents = [version["content"] for version in fake.message_versions[int(message["id"])]]
+    assert any("Waiting to start" in c or "%" in c for c in contents[:-1]), contents
+
+
+async def test_after_the_token_expires_the_grid_is_posted_with_the_bot_token(
+    fake: FakeDiscord, bot: ImagineBot
+) -> None:
+    fake.token_lifetime = 0.2  # applies to interactions created from now on
+    try:
+        interaction = await fake.slash_command("imagine", {"prompt": "a slow relax job"})
+        await interaction.wait_ack()
+        posted = await fake.wait_for_message(
+            lambda m: _has_grid(m) and "a slow relax job" in m["content"], channel=fake.channel,
+            timeout=GRID_TIMEOUT,
+        )
+    finally:
+        fake.token_lifetime = 900.0
+    assert posted.get("webhook_id") is None  # a channel message, sent with the bot token
+    job = await eventually(
+        lambda: bot.services.db.run(jobs_db.get, job_id=_job_id(posted)),
+        lambda j: j is not None and j.delivered_state == JobState.SUCCEEDED,
+    )
+    assert job is not None and job.message_id == int(posted["id"])
