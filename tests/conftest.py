@@ -8,6 +8,8 @@ Each test session gets its own freshly migrated database.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +34,14 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         return
     from imagine.services import EmbeddedPostgres
 
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: pytest prunes old base dirs, and the server runs as another system user
+    # (when the tests run as root) that must be able to reach the data directory.
+    root = Path(tempfile.mkdtemp(prefix="imagine-test-pg-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root / "data")
     yield server.url
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
