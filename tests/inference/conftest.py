@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,19 @@ if TYPE_CHECKING:  # torch is imported by the fixtures, only when a test uses th
 
 
 @pytest.fixture(scope="session")
-def tiny_models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a shared 2-core machine two torch threads spinning
+    against other processes made these tests 2-3x slower (measured). Put back after the session."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_file(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Path:
     from inference.tiny import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny-models"), seed=0)

@@ -1,0 +1,156 @@
+"""Load each model once per worker process and keep it.
+
+A worker process serves one GPU and runs one job at a time, so :class:`PipelineCache` is a plain dict
+of loaded pipelines, not a thread-safe pool. Nothing touches CUDA until the first model is loaded:
+Celery's parent process may import this module, only the child that runs jobs may initialise CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderTiny,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
+)
+
+from domain.catalog import ModelPreset
+
+__all__ = ["PipelineCache", "default_device", "default_dtype", "load_pipeline"]
+
+log = logging.getLogger(__name__)
+
+#: Suffixes of single-file checkpoints (as published on Civitai), loaded with ``from_single_file``.
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+_TEXT_TO_IMAGE = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+_IMAGE_TO_IMAGE = {"sd15": StableDiffusionImg2ImgPipeline, "sdxl": StableDiffusionXLImg2ImgPipeline}
+
+
+def default_device() -> torch.device:
+    """The first CUDA GPU when there is one, else the CPU. Initialises CUDA: call it in the worker child."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 on a GPU (float16 can overflow in SDXL's VAE and with random weights), else float32."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _is_local(source: str) -> bool:
+    return Path(source).exists()
+
+
+def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dtype) -> Any:
+    """Load the text-to-image pipeline of ``preset`` onto ``device``.
+
+    ``preset.source`` is a Hub id, a local folder in the diffusers layout (loaded with
+    ``local_files_only``, so it never reaches the network), or a single ``.safetensors``/``.ckpt``
+    checkpoint (``from_single_file``; diffusers reads that family's component configs from the Hub or
+    its local cache).
+    """
+    try:
+        cls = _TEXT_TO_IMAGE[preset.family]
+    except KeyError:
+        raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no pipeline") from None
+    source = preset.source
+    if source.lower().endswith(SINGLE_FILE_SUFFIXES):
+        pipe = cls.from_single_file(source, dtype=dtype)
+    else:
+        pipe = cls.from_pretrained(source, dtype=dtype, local_files_only=_is_local(source))
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class PipelineCache:
+    """The models this process has loaded, by preset source.
+
+    Parameters
+    ----------
+    device:
+        Where to run; default :func:`default_device`, decided at the first load, not here.
+    dtype:
+        Weights dtype; default :func:`default_dtype` for the device.
+
+    Pipelines are shared by every job of the process: jobs must put back anything they change on them
+    (scheduler excepted: each job installs a fresh one).
+    """
+
+    def __init__(self, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+        self._requested_device = device
+        self._requested_dtype = dtype
+        self._device: torch.device | None = None
+        self._text_to_image: dict[tuple[str, str], Any] = {}
+        self._image_to_image: dict[tuple[str, str], Any] = {}
+        self._scheduler_configs: dict[tuple[str, str], Any] = {}
+        self._preview_decoders: dict[str, Any] = {}
+        self._upscalers: dict[str, Any] = {}
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            requested = self._requested_device
+            self._device = torch.device(requested) if requested is not None else default_device()
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._requested_dtype or default_dtype(self.device)
+
+    def text_to_image(self, preset: ModelPreset) -> Any:
+        """The text-to-image pipeline of ``preset``, loaded on first use."""
+        key = (preset.family, preset.source)
+        if key not in self._text_to_image:
+            log.info("loading %s from %s on %s (%s)", preset.name, preset.source, self.device, self.dtype)
+            pipe = load_pipeline(preset, device=self.device, dtype=self.dtype)
+            self._text_to_image[key] = pipe
+            # Jobs replace the scheduler; keep the model's own config to build each one from.
+            self._scheduler_configs[key] = pipe.scheduler.config
+        return self._text_to_image[key]
+
+    def image_to_image(self, preset: ModelPreset) -> Any:
+        """The img2img sibling of :meth:`text_to_image`: the same modules, no extra memory."""
+        key = (preset.family, preset.source)
+        if key not in self._image_to_image:
+            # from_pipe casts every (shared) module to its `dtype` argument, float32 unless given.
+            pipe = _IMAGE_TO_IMAGE[preset.family].from_pipe(self.text_to_image(preset), dtype=self.dtype)
+            pipe.set_progress_bar_config(disable=True)  # from_pipe does not carry it over
+            self._image_to_image[key] = pipe
+        return self._image_to_image[key]
+
+    def scheduler_config(self, preset: ModelPreset) -> Any:
+        """The scheduler config ``preset``'s model was saved with (its noise schedule)."""
+        self.text_to_image(preset)
+        return self._scheduler_configs[(preset.family, preset.source)]
+
+    def preview_decoder(self, preset: ModelPreset) -> Any | None:
+        """The TAESD decoder named by ``preset.preview``, or ``None`` when the preset has none."""
+        source = preset.preview
+        if not source:
+            return None
+        if source not in self._preview_decoders:
+            decoder = AutoencoderTiny.from_pretrained(
+                source, dtype=self.dtype, local_files_only=_is_local(source)
+            )
+            self._preview_decoders[source] = decoder.to(self.device).eval()
+        return self._preview_decoders[source]
+
+    def upscaler(self, preset: ModelPreset) -> Any | None:
+        """The Real-ESRGAN-family model (a spandrel ``ImageModelDescriptor``) of ``preset.upscaler``, or
+        ``None`` when the preset has none."""
+        path = preset.upscaler
+        if not path:
+            return None
+        if path not in self._upscalers:
+            from spandrel import ModelLoader  # imports torchvision: only when an upscaler is configured
+
+            model = ModelLoader(device=self.device).load_from_file(path)
+            self._upscalers[path] = model.eval()
+        return self._upscalers[path]

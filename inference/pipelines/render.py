@@ -1,0 +1,318 @@
+"""Render jobs: a text-to-image grid (``/imagine``) and image-to-image variations (V1–V4).
+
+Both are one batch through a shared diffusers pipeline, in the same steps:
+
+1. check the spec,
+2. install a fresh scheduler for the job's sampler,
+3. encode the prompt (multi-prompt weights, ``--chaos``: :mod:`.conditioning`),
+4. denoise with one ``torch.Generator`` per image, seeded ``image_seed(spec.seed, i)``, so image ``i`` of a
+   job is the same picture in any batch position and on every run,
+5. decode, with ``--tile`` (:mod:`.seamless`) around the whole run.
+
+A step callback (:class:`StepCallback`) runs after every denoising step: it raises :class:`JobCancelled`
+when ``should_cancel()`` says so, ends the run early for ``--stop``, and reports progress with an optional
+TAESD preview of the four images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from domain.catalog import ModelPreset
+from domain.spec import JobSpec, image_seed
+from inference.errors import JobCancelled
+from inference.grid import compose_grid
+from inference.pipelines.cache import PipelineCache
+from inference.pipelines.conditioning import encode_conditioning
+from inference.pipelines.seamless import seamless
+from inference.pipelines.timing import GpuTimer
+from inference.schedulers import make_scheduler
+
+__all__ = [
+    "PREVIEW_SIDE",
+    "OnStep",
+    "RenderResult",
+    "ShouldCancel",
+    "StepCallback",
+    "WantPreview",
+    "check_spec",
+    "img2img_steps",
+    "render_grid",
+    "render_variations",
+    "run_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``on_step(step, total, preview)``: ``step`` denoising steps of ``total`` are done; ``preview`` is a
+#: small grid of the current estimate when one was asked for, else ``None``.
+OnStep = Callable[[int, int, Image.Image | None], None]
+#: ``want_preview(step)``: decode a preview after this step? (previews cost a TAESD decode each)
+WantPreview = Callable[[int], bool]
+#: ``should_cancel()``: checked after every step; true stops the job with :class:`JobCancelled`.
+ShouldCancel = Callable[[], bool]
+
+#: Longest side of a preview grid, in pixels.
+PREVIEW_SIDE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """The images of one job, in grid order, with the seed of each and the GPU time spent."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    gpu_ms: int
+    #: Denoising steps that ran (fewer than ``spec.steps`` with ``--stop`` or for img2img).
+    steps_run: int
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Raise :class:`ValueError` naming the field when ``spec`` cannot be rendered as it is."""
+    if spec.width <= 0 or spec.height <= 0 or spec.width % 8 or spec.height % 8:
+        raise ValueError(f"width and height must be positive multiples of 8, got {spec.width}x{spec.height}")
+    if spec.steps < 1:
+        raise ValueError(f"steps must be at least 1, got {spec.steps}")
+    if spec.images < 1:
+        raise ValueError(f"images must be at least 1, got {spec.images}")
+    if not 1 <= spec.stop <= 100:
+        raise ValueError(f"stop must be between 1 and 100, got {spec.stop}")
+    if spec.chaos < 0:
+        raise ValueError(f"chaos must not be negative, got {spec.chaos}")
+
+
+def render_grid(
+    cache: PipelineCache,
+    preset: ModelPreset,
+    spec: JobSpec,
+    *,
+    on_step: OnStep | None = None,
+    want_preview: WantPreview | None = None,
+    should_cancel: ShouldCancel | None = None,
+) -> RenderResult:
+    """Text to image: ``spec.images`` pictures of ``spec.width`` x ``spec.height`` in one batch.
+
+    Parameters
+    ----------
+    cache:
+        Loads ``preset``'s pipeline on first use.
+    preset:
+        The model; its scheduler is used when ``spec.sampler`` is ``None``.
+    spec:
+        Prompt, size, seed, steps, guidance and the ``--tile``/``--stop``/``--chaos`` options.
+    on_step, want_preview, should_cancel:
+        See :class:`StepCallback`.
+
+    Raises
+    ------
+    JobCancelled
+        ``should_cancel()`` returned true; no images.
+    ValueError
+        The spec cannot be rendered (:func:`check_spec`).
+    """
+    # 1. Check inputs
+    check_spec(spec)
+    if should_cancel is not None and should_cancel():
+        raise JobCancelled(0)
+
+    # 2. A fresh scheduler for this job's sampler
+    pipe = cache.text_to_image(preset)
+    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
+
+    # 3. Encode the prompt
+    seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
+    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+
+    # 4-5. Denoise and decode
+    callback = StepCallback(
+        stop=spec.stop,
+        on_step=on_step,
+        want_preview=want_preview,
+        should_cancel=should_cancel,
+        preview_decoder=cache.preview_decoder(preset) if want_preview is not None else None,
+    )
+    images, gpu_ms = run_pipeline(
+        cache,
+        pipe,
+        callback,
+        tile=spec.tile,
+        width=spec.width,
+        height=spec.height,
+        num_inference_steps=spec.steps,
+        guidance_scale=spec.guidance_scale,
+        generator=_generators(seeds),
+        **conditioning.as_kwargs(),
+    )
+    return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def render_variations(
+    cache: PipelineCache,
+    preset: ModelPreset,
+    spec: JobSpec,
+    source: Image.Image,
+    strength: float,
+    *,
+    on_step: OnStep | None = None,
+    want_preview: WantPreview | None = None,
+    should_cancel: ShouldCancel | None = None,
+) -> RenderResult:
+    """Image to image: ``spec.images`` variations of ``source`` (seeds from ``spec.seed``), at its size.
+
+    ``strength`` (0 < strength <= 1) is how far from ``source`` the variations may go: the share of the
+    ``spec.steps`` schedule that is re-run (so ``int(strength * spec.steps)`` steps run, at least one).
+    Sides of ``source`` that are not multiples of 8 are rounded down by the pipeline.
+
+    Raises :class:`JobCancelled` and :class:`ValueError` as :func:`render_grid` does.
+    """
+    # 1. Check inputs
+    check_spec(spec)
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    if should_cancel is not None and should_cancel():
+        raise JobCancelled(0)
+
+    # 2. A fresh scheduler for this job's sampler
+    pipe = cache.image_to_image(preset)
+    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
+
+    # 3. Encode the prompt
+    seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
+    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+
+    # 4-5. Denoise and decode
+    callback = StepCallback(
+        stop=spec.stop,
+        on_step=on_step,
+        want_preview=want_preview,
+        should_cancel=should_cancel,
+        preview_decoder=cache.preview_decoder(preset) if want_preview is not None else None,
+    )
+    init = source.convert("RGB")
+    images, gpu_ms = run_pipeline(
+        cache,
+        pipe,
+        callback,
+        tile=spec.tile,
+        image=[init] * len(seeds),
+        strength=strength,
+        num_inference_steps=img2img_steps(spec.steps, strength),
+        guidance_scale=spec.guidance_scale,
+        generator=_generators(seeds),
+        **conditioning.as_kwargs(),
+    )
+    return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def img2img_steps(steps: int, strength: float) -> int:
+    """The ``num_inference_steps`` to give an img2img pipeline so that at least one step runs: it runs
+    ``int(steps * strength)`` of them, and with none it returns an empty batch."""
+    return max(steps, math.ceil(1 / strength))
+
+
+def run_pipeline(
+    cache: PipelineCache, pipe: Any, callback: StepCallback, *, tile: bool = False, **call: Any
+) -> tuple[list[Image.Image], int]:
+    """Call ``pipe(**call)`` with ``callback`` after each step, seamless when ``tile``; returns the PIL
+    images and the GPU milliseconds."""
+    with seamless(tile, pipe.unet, pipe.vae, callback.preview_decoder), GpuTimer(cache.device) as timer:
+        output = pipe(
+            **call,
+            output_type="pil",
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
+    return list(output.images), timer.ms
+
+
+class StepCallback:
+    """``callback_on_step_end`` of the diffusers pipelines: cancel, ``--stop``, progress and previews.
+
+    Parameters
+    ----------
+    stop:
+        Percent of the denoising steps to run (``--stop``, 100 = all). The run ends after that share and
+        decodes the model's current estimate of the clean image (``scheduler.denoised``, see
+        :mod:`inference.schedulers`): softer and less detailed the earlier it stops, never noisy.
+    on_step:
+        Called after every step with ``(step, total, preview)``; ``total`` counts the steps that will run.
+    want_preview:
+        Asked after every step whether to decode a preview for ``on_step``; ``None``: never.
+    should_cancel:
+        Checked after every step; when it returns true, :class:`JobCancelled` is raised at once from inside
+        the loop, so not even the final VAE decode runs (``pipe._interrupt`` alone would still decode).
+    preview_decoder:
+        TAESD (``AutoencoderTiny``) for previews; without one, ``on_step`` always gets ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        stop: int = 100,
+        on_step: OnStep | None = None,
+        want_preview: WantPreview | None = None,
+        should_cancel: ShouldCancel | None = None,
+        preview_decoder: Any | None = None,
+    ) -> None:
+        self.stop = stop
+        self.on_step = on_step
+        self.want_preview = want_preview
+        self.should_cancel = should_cancel
+        self.preview_decoder = preview_decoder
+        self.steps_run = 0
+
+    def steps_to_run(self, scheduled: int) -> int:
+        """How many of ``scheduled`` steps run under ``--stop`` (at least one)."""
+        return max(1, math.ceil(scheduled * self.stop / 100))
+
+    def __call__(self, pipe: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        self.steps_run = i + 1
+        scheduled = pipe.num_timesteps
+        total = self.steps_to_run(scheduled)
+        outputs: dict[str, Any] = {}
+
+        if self.should_cancel is not None and self.should_cancel():
+            pipe._interrupt = True  # diffusers' own stop flag; raising also skips the final decode
+            raise JobCancelled(self.steps_run)
+
+        if self.steps_run == total < scheduled:
+            # --stop: skip the remaining steps and let the pipeline decode the clean estimate.
+            outputs["latents"] = self._estimate(pipe, tensors["latents"])
+            pipe._interrupt = True
+
+        if self.on_step is not None:
+            preview = None
+            wanted = self.want_preview is not None and self.want_preview(self.steps_run)
+            if wanted and self.preview_decoder is not None:
+                preview = self._preview(pipe, self._estimate(pipe, tensors["latents"]))
+            self.on_step(self.steps_run, total, preview)
+        return outputs
+
+    @staticmethod
+    def _estimate(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        denoised = getattr(pipe.scheduler, "denoised", None)
+        return latents if denoised is None else denoised.to(latents.dtype)
+
+    @torch.no_grad()
+    def _preview(self, pipe: Any, latents: torch.Tensor) -> Image.Image:
+        """Decode ``latents`` with TAESD into one grid no longer than :data:`PREVIEW_SIDE` a side."""
+        decoder = self.preview_decoder
+        assert decoder is not None
+        # TAESD decodes the UNet's (scaled) latents directly, into [-1, 1] like the VAE.
+        decoded = decoder.decode(latents.to(decoder.device, decoder.dtype)).sample
+        images = pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+        grid = compose_grid(images)
+        grid.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+        return grid
+
+
+def _generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per image: the initial noise of a seed is the same on every device."""
+    return [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
