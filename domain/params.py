@@ -1,0 +1,264 @@
+"""The parameters of the prompt language: names, ranges, and what each one does to a render.
+
+``domain.prompt`` reads prompts with this table; ``docs/prompt-language.md`` explains it to users. What a
+parameter does in diffusion terms is decided here, as small functions the workers call, so that the
+numbers shown by ``imagine parse`` are the numbers that are rendered:
+
+* ``--s`` (stylize) lowers classifier-free guidance as it rises (:func:`guidance_for_stylize`);
+* ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
+* ``--c`` (chaos) spreads the guidance of the four images apart (:func:`image_guidance_scale`) and tells
+  the worker to perturb the text conditioning of images 2 to 4;
+* ``--style raw`` turns off the house negative prompt (:func:`effective_negative_prompt`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from domain.catalog import SCHEDULERS
+
+if TYPE_CHECKING:
+    from domain.spec import JobSpec
+
+__all__ = [
+    "CFG_RANGE",
+    "CHAOS_RANGE",
+    "CHAOS_SPREAD",
+    "HOUSE_NEGATIVE",
+    "PARAMS",
+    "QUALITY_VALUES",
+    "REPEAT_RANGE",
+    "STEPS_RANGE",
+    "STOP_RANGE",
+    "STYLIZE_DEFAULT",
+    "STYLIZE_RANGE",
+    "WEIGHT_LIMIT",
+    "Arity",
+    "Param",
+    "effective_negative_prompt",
+    "format_number",
+    "guidance_for_stylize",
+    "image_guidance_scale",
+    "lookup",
+    "read_decimal",
+    "read_int",
+    "read_quality",
+    "read_sampler",
+    "steps_for_quality",
+    "suggest",
+]
+
+#: ``--s``: 0 follows the prompt most closely, 1000 gives the model the most freedom; 100 is neutral.
+STYLIZE_RANGE = (0, 1000)
+STYLIZE_DEFAULT = 100
+#: ``--c``: 0 keeps the four images close, 100 spreads them furthest apart.
+CHAOS_RANGE = (0, 100)
+#: ``--q``: multiplies the model's step count (and so the GPU time and the cost).
+QUALITY_VALUES = (0.25, 0.5, 1.0, 2.0)
+#: ``--stop``: percentage of the denoising schedule to run.
+STOP_RANGE = (10, 100)
+#: ``--r``: jobs from one prompt (a plan may allow fewer).
+REPEAT_RANGE = (1, 40)
+#: ``--steps`` and ``--cfg`` (power users).
+STEPS_RANGE = (1, 150)
+CFG_RANGE = (0.0, 30.0)
+#: Multi-prompt weights (``a::2``) lie in ``[-WEIGHT_LIMIT, WEIGHT_LIMIT]``.
+WEIGHT_LIMIT = 100.0
+#: Chaos moves image ``i``'s guidance by ``chaos/100 * CHAOS_SPREAD[i]`` of itself.
+CHAOS_SPREAD = (0.0, -0.5, 0.5, 0.25)
+#: Added to the negative prompt unless ``--style raw``: the bot's house style is "clean".
+HOUSE_NEGATIVE = "lowres, blurry, jpeg artifacts, watermark, signature"
+
+_INT = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+class Arity(StrEnum):
+    """What follows a parameter's name."""
+
+    FLAG = "flag"          # nothing: --tile
+    VALUE = "value"        # one word: --ar 16:9
+    OPTIONAL = "optional"  # a version number or nothing: --niji, --niji 6
+    TEXT = "text"          # every word up to the next parameter: --no people, cars
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of the prompt language.
+
+    ``key`` is what it sets: parameters sharing a key replace each other (``--v 6`` and ``--model sdxl``).
+    ``ignored`` marks Midjourney parameters this bot accepts and drops with a note.
+    """
+
+    name: str
+    key: str
+    arity: Arity
+    example: str = ""
+    aliases: tuple[str, ...] = ()
+    ignored: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+def _ignored(arity: Arity, *names: str) -> list[Param]:
+    return [Param(name, "", arity, ignored=True) for name in names]
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("ar", "aspect", Arity.VALUE, "--ar 16:9", ("aspect",)),
+    Param("seed", "seed", Arity.VALUE, "--seed 42"),
+    Param("no", "negative", Arity.TEXT, "--no people, cars"),
+    Param("s", "stylize", Arity.VALUE, "--s 250", ("stylize",)),
+    Param("c", "chaos", Arity.VALUE, "--c 20", ("chaos",)),
+    Param("q", "quality", Arity.VALUE, "--q 2", ("quality",)),
+    Param("stop", "stop", Arity.VALUE, "--stop 80"),
+    Param("tile", "tile", Arity.FLAG, "--tile"),
+    Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
+    Param("style", "raw", Arity.VALUE, "--style raw"),
+    Param("raw", "raw", Arity.FLAG, "--raw"),
+    Param("model", "model", Arity.VALUE, "--model sdxl"),
+    Param("v", "model", Arity.VALUE, "--v 6", ("version",)),
+    Param("niji", "model", Arity.OPTIONAL, "--niji 6"),
+    Param("steps", "steps", Arity.VALUE, "--steps 40"),
+    Param("cfg", "cfg", Arity.VALUE, "--cfg 7"),
+    Param("sampler", "sampler", Arity.VALUE, "--sampler euler_a"),
+    # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
+    *_ignored(
+        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "fast", "relax",
+        "turbo", "draft", "video", "loop", "public", "stealth",
+    ),
+    *_ignored(
+        Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",
+    ),
+    *_ignored(Arity.TEXT, "sref", "cref", "oref", "profile", "p", "personalize"),
+)
+
+_BY_NAME: dict[str, Param] = {name: param for param in PARAMS for name in param.names}
+
+
+def lookup(name: str) -> Param | None:
+    """The parameter called ``name`` (case-insensitive), or ``None``."""
+    return _BY_NAME.get(name.lower())
+
+
+def suggest(name: str) -> str | None:
+    """The parameter a mistyped ``name`` most likely meant, as ``--name``, or ``None``."""
+    name = name.lower()
+    prefixes = [known for known in _BY_NAME if len(known) >= 2 and name.startswith(known)]
+    if prefixes:
+        return "--" + _BY_NAME[max(prefixes, key=len)].name
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1, cutoff=0.6)
+    return "--" + _BY_NAME[close[0]].name if close else None
+
+
+# Values. Each reader raises ValueError with a reason for the user; the caller adds which parameter it was.
+
+
+def format_number(value: float) -> str:
+    """Shortest decimal text that reads back as ``value`` (``2.0`` -> ``2``, ``1e-05`` -> ``0.00001``)."""
+    if not math.isfinite(value):
+        return repr(value)
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
+def read_int(value: str, low: int, high: int, example: str) -> int:
+    """A whole number from ``low`` to ``high``."""
+    expected = f"use a whole number from {low} to {high}, like `{example}`."
+    if _NONFINITE.fullmatch(value):
+        raise ValueError(f"NaN and infinity are not allowed; {expected}")
+    if not _INT.fullmatch(value):
+        if _DECIMAL.fullmatch(value):
+            raise ValueError(f"no decimals; {expected}")
+        raise ValueError(f"not a number; {expected}")
+    number = int(value)
+    if number < low:
+        raise ValueError(f"too low; {expected}")
+    if number > high:
+        raise ValueError(f"too high; {expected}")
+    return number
+
+
+def read_decimal(value: str, low: float, high: float, example: str) -> float:
+    """A number from ``low`` to ``high``, decimals allowed (``7``, ``7.5``, ``.5``)."""
+    expected = f"use a number from {format_number(low)} to {format_number(high)}, like `{example}`."
+    if _NONFINITE.fullmatch(value):
+        raise ValueError(f"NaN and infinity are not allowed; {expected}")
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError(f"not a number; {expected}")
+    number = float(value)
+    if number < low:
+        raise ValueError(f"too low; {expected}")
+    if number > high:
+        raise ValueError(f"too high; {expected}")
+    return number
+
+
+def read_quality(value: str) -> tuple[float, str | None]:
+    """One of :data:`QUALITY_VALUES`, and a note when Midjourney's ``4`` was turned into ``2``."""
+    if _DECIMAL.fullmatch(value):
+        number = float(value)
+        if number in QUALITY_VALUES:
+            return number, None
+        if number == 4:
+            return 2.0, "`--q 4` is not available here; used `--q 2`, the highest."
+    raise ValueError("use one of .25, .5, 1 or 2, like `--q 2`.")
+
+
+def read_sampler(value: str) -> str:
+    """One of :data:`domain.catalog.SCHEDULERS`."""
+    if value.lower() in SCHEDULERS:
+        return value.lower()
+    raise ValueError(f"use one of {', '.join(SCHEDULERS)}.")
+
+
+# What the parameters do.
+
+
+def steps_for_quality(base_steps: int, quality: float) -> int:
+    """Denoising steps at ``--q quality`` for a model whose default is ``base_steps``."""
+    return max(1, int(base_steps * quality + 0.5))
+
+
+def guidance_for_stylize(base_guidance: float, stylize: int | None) -> float:
+    """Classifier-free guidance scale at ``--s stylize`` for a model whose default is ``base_guidance``.
+
+    Guidance is how hard each step pushes toward the prompt. Stylize trades that for the model's own look:
+    ``--s 0`` gives 1.5x the default (literal), ``--s 100`` (or none) the default, ``--s 1000`` half of it
+    (loose and painterly), linear in between.
+    """
+    if stylize is None:
+        stylize = STYLIZE_DEFAULT
+    if stylize <= STYLIZE_DEFAULT:
+        factor = 1.5 - 0.5 * stylize / STYLIZE_DEFAULT
+    else:
+        factor = 1.0 - 0.5 * (stylize - STYLIZE_DEFAULT) / (STYLIZE_RANGE[1] - STYLIZE_DEFAULT)
+    return round(base_guidance * factor, 2)
+
+
+def image_guidance_scale(spec: JobSpec, index: int) -> float:
+    """Guidance for image ``index`` (0-3) of a grid: ``--c`` moves images 2-4 away from the job's guidance.
+
+    With ``--c 100`` and guidance 7 the four images use 7, 3.5, 10.5 and 8.75. Workers also add Gaussian
+    noise of standard deviation ``0.1 * chaos / 100`` (relative to the embedding's own) to the text
+    conditioning of images 2-4, seeded with their image seed.
+    """
+    spread = CHAOS_SPREAD[index % len(CHAOS_SPREAD)]
+    return round(spec.guidance_scale * (1.0 + spec.chaos / 100 * spread), 2)
+
+
+def effective_negative_prompt(spec: JobSpec) -> str:
+    """The negative prompt a worker conditions on: the user's, plus the house style unless ``--style raw``."""
+    if spec.raw:
+        return spec.negative_prompt
+    return ", ".join(part for part in (spec.negative_prompt, HOUSE_NEGATIVE) if part)
