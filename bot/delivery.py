@@ -85,26 +85,39 @@ class Delivery:
         self._locks: dict[int, asyncio.Lock] = {}
         self._last_edit: dict[int, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._sources: list[asyncio.Task[None]] = []
         self._workers = workers
         self._listening = asyncio.Event()
+        self._busy = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._listen(), name="delivery-listen"))
-        self._tasks.append(loop.create_task(self._reconcile_forever(), name="delivery-reconcile"))
-        self._tasks.append(loop.create_task(self._reap_forever(), name="delivery-reaper"))
-        for n in range(self._workers):
-            self._tasks.append(loop.create_task(self._consume(), name=f"delivery-{n}"))
+        self._sources = [
+            loop.create_task(self._listen(), name="delivery-listen"),
+            loop.create_task(self._reconcile_forever(), name="delivery-reconcile"),
+            loop.create_task(self._reap_forever(), name="delivery-reaper"),
+        ]
+        consumers = [loop.create_task(self._consume(), name=f"delivery-{n}") for n in range(self._workers)]
+        self._tasks = [*self._sources, *consumers]
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop listening, finish the deliveries already scheduled (up to ``drain_timeout``), then stop."""
+        for task in self._sources:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(), drain_timeout)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def _drained(self) -> None:
+        while self._pending or self._busy:
+            await asyncio.sleep(0.05)
 
     async def wait_listening(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._listening.wait(), timeout)
@@ -173,6 +186,7 @@ class Delivery:
             job_id = await self._queue.get()
             self._pending.discard(job_id)
             lock = self._locks.setdefault(job_id, asyncio.Lock())
+            self._busy += 1
             try:
                 async with lock:
                     await self.deliver(job_id)
@@ -181,6 +195,7 @@ class Delivery:
             except Exception:
                 log.exception("delivering job %s failed", job_id)
             finally:
+                self._busy -= 1
                 if not lock.locked():
                     self._locks.pop(job_id, None)
 

@@ -13,7 +13,7 @@ from bot.submission import submit_jobs, token_expiry
 from db.jobs import NewJob
 from domain.catalog import Catalog
 from domain.errors import PromptError
-from domain.prompt import MAX_PROMPT_CHARS, PromptOptions, canonical_prompt, parse_prompt
+from domain.prompt import MAX_INPUT_CHARS, PromptOptions, canonical_prompt, parse_prompt
 from domain.spec import MAX_SEED, JobKind, JobSpec, Lane, queue_name
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Imagine(commands.Cog):
     async def imagine(
         self,
         interaction: discord.Interaction[ImagineBot],
-        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        prompt: app_commands.Range[str, 1, MAX_INPUT_CHARS],
         aspect: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         negative: app_commands.Range[str, 1, 1000] | None = None,

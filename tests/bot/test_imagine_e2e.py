@@ -36,7 +36,10 @@ async def test_imagine_posts_a_grid_with_nine_buttons(fake: FakeDiscord, bot: Im
     labels = [b.get("label") or b.get("emoji", {}).get("name") for b in buttons(message)]
     assert labels == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
     assert "a fox in the snow" in message["content"] and "--seed 42" in message["content"]
-    assert job.state == JobState.SUCCEEDED and job.delivered_state == JobState.SUCCEEDED
+    assert job.state == JobState.SUCCEEDED
+    delivered = await eventually(lambda: bot.services.db.run(jobs_db.get, job_id=job.id),
+                                 lambda j: j is not None and j.delivered_state == JobState.SUCCEEDED)
+    assert delivered is not None and delivered.message_id == int(message["id"])
     images = await bot.services.db.run(jobs_db.images_of, job_id=job.id)
     assert [i.seed for i in images] == [42, 43, 44, 45]
 
