@@ -46,7 +46,7 @@ class ImagineBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.add_dynamic_items(JobButton)
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         guild_id = self.services.settings.discord_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)

@@ -258,12 +258,12 @@ class Delivery:
         channel = self.bot.get_partial_messageable(job.channel_id)
         if job.interaction_token is None and job.message_id is not None:
             # We posted this message ourselves with the bot token: edit it.
-            message = await channel.get_partial_message(job.message_id).edit(**kwargs)
-            return message.id
+            edited = await channel.get_partial_message(job.message_id).edit(**kwargs)
+            return edited.id
         kwargs.pop("attachments")
-        message = await channel.send(files=files, **kwargs)
-        await self.services.db.run(_forget_token, job_id=job.id, message_id=message.id)
-        return message.id
+        posted = await channel.send(files=files, **kwargs)
+        await self.services.db.run(_forget_token, job_id=job.id, message_id=posted.id)
+        return posted.id
 
     def _token_alive(self, job: Job) -> bool:
         return (

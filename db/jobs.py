@@ -29,9 +29,9 @@ __all__ = [
     "notify",
     "queue_position",
     "record_progress",
+    "requeue",
     "stale",
     "submit",
-    "requeue",
     "undelivered",
 ]
 

@@ -13,12 +13,12 @@ from typing import Any
 
 __all__ = [
     "GRID_SIZE",
+    "LANE_ORDER",
     "MAX_SEED",
     "JobKind",
     "JobSpec",
     "JobState",
     "Lane",
-    "LANE_ORDER",
     "image_seed",
     "queue_name",
 ]

@@ -97,7 +97,8 @@ def test_stale_finds_lost_jobs_and_requeue_puts_them_back(session: Session) -> N
     fresh, _ = jobs_db.submit(session=session, new=new_job())
     jobs_db.claim(session=session, job_id=running.id, owner="dead", stale_after=STALE)
     session.execute(update(Job).where(Job.id == queued.id).values(queued_at=Job.queued_at - timedelta(minutes=10)))
-    session.execute(update(Job).where(Job.id == running.id).values(heartbeat_at=Job.heartbeat_at - timedelta(minutes=10)))
+    ten_minutes_earlier = Job.heartbeat_at - timedelta(minutes=10)
+    session.execute(update(Job).where(Job.id == running.id).values(heartbeat_at=ten_minutes_earlier))
 
     found = {j.id for j in jobs_db.stale(session=session, queued_for=timedelta(minutes=5),
                                          heartbeat_for=timedelta(minutes=1), limit=1000)}
