@@ -6,6 +6,7 @@ win: a redelivered Celery message whose job is already running elsewhere finds n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "images_of",
     "mark_delivered",
     "notify",
+    "owner_of",
     "queue_position",
     "record_progress",
     "requeue",
@@ -120,16 +122,25 @@ def images_of(*, session: Session, job_id: int) -> list[Image]:
     return list(session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index)).scalars())
 
 
-def claim(*, session: Session, job_id: int, owner: str, stale_after: timedelta) -> Job | None:
-    """Take a queued job (or a running one whose owner stopped heartbeating). None: someone else has it."""
+def claim(
+    *, session: Session, job_id: int, owner: str, stale_after: timedelta, dead_owners: Sequence[str] = ()
+) -> Job | None:
+    """Take a queued job, or a running one whose owner stopped heartbeating or is known dead.
+
+    ``dead_owners`` lets a worker take over at once from a process it knows has died (a killed prefork
+    child on the same host) instead of waiting for the heartbeat to go stale. None: someone else has it.
+    """
     now = func.now()
+    running = Job.state == JobState.RUNNING.value
+    lost = Job.heartbeat_at < now - stale_after
+    if dead_owners:
+        lost = lost | Job.owner.in_(list(dead_owners))
     row = session.execute(
         update(Job)
         .where(
             Job.id == job_id,
             Job.cancel_requested.is_(False),
-            (Job.state == JobState.QUEUED.value)
-            | ((Job.state == JobState.RUNNING.value) & (Job.heartbeat_at < now - stale_after)),
+            (Job.state == JobState.QUEUED.value) | (running & lost),
         )
         .values(
             state=JobState.RUNNING.value,
@@ -146,6 +157,13 @@ def claim(*, session: Session, job_id: int, owner: str, stale_after: timedelta) 
     job = session.get_one(Job, row)
     session.refresh(job)
     return job
+
+
+def owner_of(*, session: Session, job_id: int) -> str | None:
+    """Who runs the job now (None when nobody does)."""
+    return session.execute(
+        select(Job.owner).where(Job.id == job_id, Job.state == JobState.RUNNING.value)
+    ).scalar_one_or_none()
 
 
 def heartbeat(*, session: Session, job_id: int, owner: str) -> bool:

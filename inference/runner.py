@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -88,11 +90,36 @@ class _Progress:
         return self.heartbeat.cancelled.is_set()
 
 
+def owner_name() -> str:
+    """How this process names itself as a job's owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` is a process on this host that no longer exists (a killed worker child).
+
+    A redelivered message for a job whose process died can then be taken over at once; owners on
+    other hosts are left to the heartbeat.
+    """
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     """Run a job if we can claim it. Returns the final state, or None when someone else has the job."""
     stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
     with ctx.sessions() as session, session.begin():
-        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after)
+        current = jobs_db.owner_of(session=session, job_id=job_id)
+        dead = [current] if current is not None and owner_is_dead(current) else []
+        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after, dead_owners=dead)
         if job is None:
             log.info("job %s: not claimable (done, cancelled, or running elsewhere); skipped", job_id)
             return None

@@ -7,7 +7,6 @@ engine and loads its models lazily on first use (never touch CUDA or a DB pool i
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.session import make_engine, make_sessionmaker
 from domain.catalog import Catalog
 from imagine.settings import Settings
+from inference.runner import owner_name
 from inference.storage import ImageStore, open_store
 
 __all__ = ["WorkerContext", "configure", "context"]
@@ -64,7 +64,7 @@ def context() -> WorkerContext:
             database_url=database_url,
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
             store=open_store(settings.image_store_url),
-            owner=f"{socket.gethostname()}:{os.getpid()}",
+            owner=owner_name(),
         )
         _context_pid = os.getpid()
     return _context

@@ -19,10 +19,10 @@ import pytest
 from tests.support.services import (
     WorkerProcess,
     drop_database,
+    make_settings,
     make_test_database,
     purge_queues,
     start_worker,
-    test_settings,
 )
 
 
@@ -81,7 +81,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def worker(database_url: str, redis_url: str, tiny_models: Path, data_dir: Path) -> Iterator[WorkerProcess]:
     """A real ``imagine worker`` (Celery, prefork, one process) serving the tiny model's queues."""
-    settings = test_settings(database_url=database_url, redis_url=redis_url, models_file=tiny_models,
+    settings = make_settings(database_url=database_url, redis_url=redis_url, models_file=tiny_models,
                              data_dir=data_dir)
     purge_queues(settings)
     process = start_worker(settings)

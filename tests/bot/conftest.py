@@ -13,7 +13,7 @@ from bot.client import ImagineBot
 from bot.services import BotServices
 from imagine.settings import Settings
 from tests.fakediscord import FakeDiscord, run_client
-from tests.support.services import WorkerProcess, test_settings
+from tests.support.services import WorkerProcess, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 def bot_settings(
     fake: FakeDiscord, database_url: str, redis_url: str, tiny_models: Path, data_dir: Path
 ) -> Settings:
-    return test_settings(
+    return make_settings(
         database_url=database_url,
         redis_url=redis_url,
         models_file=tiny_models,

@@ -19,7 +19,7 @@ from imagine.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_settings(**values: Any) -> Settings:
+def make_settings(**values: Any) -> Settings:
     """Settings for tests: nothing read from the environment or .env but what is given here."""
     defaults: dict[str, Any] = {
         "discord_token": "test-bot-token",

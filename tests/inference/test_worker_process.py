@@ -1,0 +1,136 @@
+"""The real `imagine worker` process: jobs published to Celery run once, survive a killed process and a lost message.
+
+These use the session's worker subprocess (prefork, one child), PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import jobs as jobs_db
+from db.models import Job
+from db.session import make_engine, make_sessionmaker
+from domain.spec import JobState
+from inference.celery_app import create_celery
+from inference.dispatch import publish, reap
+from inference.storage import open_store
+from tests.support.factories import new_job, spec
+from tests.support.services import WorkerProcess, make_settings
+
+JOB_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def celery_app(redis_url: str, database_url: str) -> Celery:
+    return create_celery(make_settings(database_url=database_url, redis_url=redis_url), redis_url)
+
+
+def submit(sessions: sessionmaker[Session], **spec_changes: object) -> int:
+    with sessions() as session, session.begin():
+        job, _ = jobs_db.submit(session=session, new=new_job(spec=spec(width=64, height=64, **spec_changes)))
+        return job.id
+
+
+def job_row(sessions: sessionmaker[Session], job_id: int) -> Job:
+    with sessions() as session:
+        job = jobs_db.get(session=session, job_id=job_id)
+        assert job is not None
+        return job
+
+
+def wait_for(sessions: sessionmaker[Session], job_id: int, accept, timeout: float = JOB_TIMEOUT) -> Job:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        job = job_row(sessions, job_id)
+        if accept(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} stuck in {job.state} (attempts {job.attempts})")
+        time.sleep(0.1)
+
+
+def test_a_published_job_runs_once_and_stores_its_images(
+    sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess, data_dir: Path
+) -> None:
+    job_id = submit(sessions, seed=5)
+    publish(celery_app, job_id, "tiny.fast")
+    publish(celery_app, job_id, "tiny.fast")  # a duplicate message (a redelivery) must not run it twice
+
+    job = wait_for(sessions, job_id, lambda j: j.state == JobState.SUCCEEDED)
+    assert job.attempts == 1 and job.gpu_ms is not None and job.gpu_ms > 0
+    with sessions() as session:
+        images = jobs_db.images_of(session=session, job_id=job_id)
+    assert [i.seed for i in images] == [5, 6, 7, 8]
+    store = open_store(str(data_dir / "images"))
+    assert all(store.exists(i.storage_key) for i in images) and job.result_key and store.exists(job.result_key)
+
+
+def test_a_job_whose_worker_process_is_killed_runs_again_and_finishes(
+    sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
+) -> None:
+    job_id = submit(sessions, steps=300)
+    publish(celery_app, job_id, "tiny.fast")
+    wait_for(sessions, job_id, lambda j: j.state == JobState.RUNNING and j.progress_step > 0)
+
+    worker.kill_child()  # as when a GPU process dies mid-job; Celery re-queues the unacked message
+
+    job = wait_for(sessions, job_id, lambda j: j.state == JobState.SUCCEEDED)
+    assert job.attempts == 2
+
+
+def test_a_lost_message_is_published_again_by_the_reaper(
+    sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
+) -> None:
+    job_id = submit(sessions)  # committed, but its message never reached Redis (or Redis lost it)
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(queued_at=Job.queued_at - timedelta(minutes=5)))
+
+    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
+                  max_attempts=3)
+
+    assert job_id in report.republished
+    assert wait_for(sessions, job_id, lambda j: j.state == JobState.SUCCEEDED).attempts == 1
+
+
+def test_the_reaper_fails_a_job_that_used_up_its_attempts(
+    sessions: sessionmaker[Session], celery_app: Celery
+) -> None:
+    job_id = submit(sessions)
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(
+            state="running", owner="gone:1", attempts=3, heartbeat_at=Job.queued_at - timedelta(minutes=5)))
+
+    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
+                  max_attempts=3)
+
+    assert job_id in report.failed
+    job = job_row(sessions, job_id)
+    assert job.state == JobState.FAILED and job.error and "interrupted 3 times" in job.error
+
+
+def test_a_cancel_request_stops_a_running_job(
+    sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
+) -> None:
+    job_id = submit(sessions, steps=300)
+    publish(celery_app, job_id, "tiny.fast")
+    wait_for(sessions, job_id, lambda j: j.state == JobState.RUNNING and j.progress_step > 0)
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+
+    job = wait_for(sessions, job_id, lambda j: j.state == JobState.CANCELLED, timeout=60)
+    assert job.progress_step < 300
