@@ -48,7 +48,8 @@ async def running_bot(settings: Settings, fake: FakeDiscord, **options: Any) -> 
         yield bot
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def bot(bot_settings: Settings, fake: FakeDiscord, worker: WorkerProcess) -> AsyncIterator[ImagineBot]:
+    """One bot per test module: modules that restart the bot themselves don't use it (and so see no other bot)."""
     async with running_bot(bot_settings, fake) as client:
         yield client
