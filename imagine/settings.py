@@ -32,8 +32,15 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(default="", description="PostgreSQL URL; empty starts an embedded server.")
     redis_url: str = Field(default="", description="Redis URL (Celery broker); empty starts an embedded one.")
+    broker_key_prefix: str = Field(
+        default="", description="Prefix of every Redis key Celery uses; lets deployments share one Redis."
+    )
     storage_url: str = Field(default="", description="Image store: a folder or file:// URL; default DATA_DIR/images.")
     models_file: Path | None = Field(default=None, description="Models file (TOML); default: the shipped one.")
+    plans_file: Path | None = Field(default=None, description="Plans file (TOML); default: the shipped one.")
+    admin_ids: str = Field(
+        default="", description="Comma-separated Discord user ids allowed the admin commands in every server."
+    )
     data_dir: Path = Field(default=Path(".data"), description="Where embedded services and images live.")
     worker_queues: str = Field(default="", description="Comma-separated queues this worker consumes; default all.")
     worker_concurrency: int = Field(default=1, ge=1, description="Worker processes (one per GPU).")
@@ -53,6 +60,25 @@ class Settings(BaseSettings):
         if self.models_file is not None:
             return self.models_file.expanduser().resolve()
         return Path(__file__).with_name("models.toml")
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _admin_ids_are_ids(cls, value: str) -> str:
+        for part in value.replace(" ", "").split(","):
+            if part and not part.isdigit():
+                raise ValueError(f"ADMIN_IDS must be comma-separated Discord user ids; {part!r} is not one")
+        return value
+
+    @property
+    def admins(self) -> frozenset[int]:
+        """The ``ADMIN_IDS`` as numbers."""
+        return frozenset(int(part) for part in self.admin_ids.replace(" ", "").split(",") if part)
+
+    @property
+    def plans_path(self) -> Path:
+        if self.plans_file is not None:
+            return self.plans_file.expanduser().resolve()
+        return Path(__file__).with_name("plans.toml")
 
     @property
     def image_store_url(self) -> str:

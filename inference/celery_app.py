@@ -39,6 +39,7 @@ def create_celery(settings: Settings, broker_url: str) -> Celery:
             "visibility_timeout": 3 * hard_limit,
             # Serve queues in the order the worker lists them: turbo, fast, relax.
             "queue_order_strategy": "priority",
+            **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
         },
         broker_connection_retry_on_startup=True,
         worker_proc_alive_timeout=120,

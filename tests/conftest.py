@@ -21,7 +21,6 @@ from tests.support.services import (
     drop_database,
     make_settings,
     make_test_database,
-    purge_queues,
     start_worker,
 )
 
@@ -83,7 +82,6 @@ def worker(database_url: str, redis_url: str, tiny_models: Path, data_dir: Path)
     """A real ``imagine worker`` (Celery, prefork, one process) serving the tiny model's queues."""
     settings = make_settings(database_url=database_url, redis_url=redis_url, models_file=tiny_models,
                              data_dir=data_dir)
-    purge_queues(settings)
     process = start_worker(settings)
     yield process
     process.stop()

@@ -92,3 +92,28 @@ async def test_after_the_token_expires_the_grid_is_posted_with_the_bot_token(
         lambda j: j is not None and j.delivered_state == JobState.SUCCEEDED,
     )
     assert job is not None and job.message_id == int(posted["id"])
+
+
+async def test_model_autocomplete_offers_the_models_file(fake: FakeDiscord, bot: ImagineBot) -> None:
+    choices = await fake.autocomplete("imagine", {"prompt": "a cat", "model": "tin"}, focused="model")
+    assert [c["value"] for c in choices] == ["tiny", "tiny-xl"]
+
+
+async def test_prompts_that_cannot_run_are_refused_ephemerally(fake: FakeDiscord, bot: ImagineBot) -> None:
+    before = await bot.services.db.run(_count_jobs)
+    for prompt, says in [("   ", "prompt"), ("--ar 16:9 --seed 3", "prompt"), ("a cat --ar 0:1", "--ar"),
+                         ("a cat --seed 99999999999", "--seed"), ("a cat --asp 2:3", "--ar")]:
+        interaction = await fake.slash_command("imagine", {"prompt": prompt})
+        ack = await interaction.wait_ack()
+        assert ack.type == 4 and ack.data["flags"] & 64, prompt
+        assert says in ack.data["content"], (prompt, ack.data["content"])
+    assert await bot.services.db.run(_count_jobs) == before
+
+
+async def test_permutations_make_one_job_and_one_message_each(fake: FakeDiscord, bot: ImagineBot) -> None:
+    interaction = await fake.slash_command("imagine", {"prompt": "a {red, blue} car --seed 9"})
+    await interaction.wait_ack()
+    red = await fake.wait_for_message(lambda m: _has_grid(m) and "a red car" in m["content"], timeout=GRID_TIMEOUT)
+    blue = await fake.wait_for_message(lambda m: _has_grid(m) and "a blue car" in m["content"], timeout=GRID_TIMEOUT)
+    assert red["id"] != blue["id"]
+    assert _job_id(red) != _job_id(blue)

@@ -8,20 +8,27 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagine.services import create_database, redis_client_url
+from imagine.services import create_database
 from imagine.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: Every Redis key of this test session starts with this, so test sessions sharing a Redis never see each
+#: other's jobs.
+SESSION_KEY_PREFIX = f"imagine-test-{uuid.uuid4().hex[:8]}:"
+
+
 def make_settings(**values: Any) -> Settings:
     """Settings for tests: nothing read from the environment or .env but what is given here."""
     defaults: dict[str, Any] = {
+        "broker_key_prefix": SESSION_KEY_PREFIX,
         "discord_token": "test-bot-token",
         "progress_interval_s": 0.0,
         "reaper_interval_s": 3600.0,
@@ -61,19 +68,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def purge_queues(settings: Settings) -> None:
-    """Drop leftover messages of earlier runs from this broker's job queues."""
-    import redis
-
-    from domain.catalog import load_catalog
-    from inference.celery_app import all_queues
-
-    client = redis.Redis.from_url(redis_client_url(settings.redis_url))
-    for queue in all_queues(load_catalog(settings.models_path)):
-        client.delete(queue, *[f"{queue}\x06\x16{p}" for p in range(10)])
-    client.close()
-
-
 @dataclass
 class WorkerProcess:
     """A running ``imagine worker``; its output is kept for assertions and failure reports."""
@@ -82,10 +76,16 @@ class WorkerProcess:
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=2000))
     ready: threading.Event = field(default_factory=threading.Event)
 
+    log_path: Path | None = None
+
     def _pump(self) -> None:
         assert self.process.stdout is not None
+        log = self.log_path.open("a") if self.log_path else None
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
+            if log:
+                log.write(line)
+                log.flush()
             if " ready." in line:
                 self.ready.set()
 
@@ -118,7 +118,7 @@ def start_worker(settings: Settings, *, timeout: float = 60.0) -> WorkerProcess:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker = WorkerProcess(process)
+    worker = WorkerProcess(process, log_path=settings.data_dir / "worker.log")
     threading.Thread(target=worker._pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     while not worker.ready.wait(0.1):
