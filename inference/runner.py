@@ -14,12 +14,18 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from PIL import Image as PILImage
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from db import jobs as jobs_db
+from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
 from domain.spec import JobKind, JobSpec, JobState
+from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from inference.pipelines import RenderResult
     from inference.worker import WorkerContext
 
 __all__ = ["HEARTBEAT_EVERY_S", "run_job"]
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 #: Progress is written to the database at most this often.
 PROGRESS_EVERY_S = 1.0
+#: How long a finished job keeps trying to record its result while the database is unreachable.
+FINISH_RETRY_S = 120.0
 
 
 def _png(image: Image) -> bytes:
@@ -77,12 +85,16 @@ class _Progress:
         if preview is not None:
             preview_key = f"jobs/{self.job_id}/preview.png"
             self.ctx.store.put(preview_key, _png(preview), "image/png")
-        with self.ctx.sessions() as session, session.begin():
-            alive = jobs_db.record_progress(
-                session=session, job_id=self.job_id, owner=self.ctx.owner, step=step, total=total,
-                preview_key=preview_key,
-            )
-            jobs_db.notify(session=session, job_id=self.job_id)
+        try:
+            with self.ctx.sessions() as session, session.begin():
+                alive = jobs_db.record_progress(
+                    session=session, job_id=self.job_id, owner=self.ctx.owner, step=step, total=total,
+                    preview_key=preview_key,
+                )
+                jobs_db.notify(session=session, job_id=self.job_id)
+        except DBAPIError:  # the database is briefly away: progress is cosmetic, the GPU work goes on
+            log.warning("job %s: could not record progress", self.job_id, exc_info=True)
+            return
         if not alive:
             self.heartbeat.cancelled.set()
 
@@ -138,32 +150,93 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     finally:
         heartbeat.stop_event.set()
 
-    with ctx.sessions() as session, session.begin():
-        done = jobs_db.finish(session=session, job_id=job_id, state=state, owner=ctx.owner, **fields)
-        if done is None:
-            log.warning("job %s: lost the claim before finishing; result dropped", job_id)
-            return None
-        jobs_db.notify(session=session, job_id=job_id)
+    if not _finish(ctx, job_id, state, fields):
+        log.warning("job %s: lost the claim before finishing; result dropped", job_id)
+        return None
     log.info("job %s: %s (%s ms)", job_id, state.value, fields.get("gpu_ms"))
     return state
+
+
+def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any]) -> bool:
+    """Record the outcome, retrying while the database is briefly unreachable: the GPU work is done and
+    must not be lost to a restart of PostgreSQL. Returns False when the job is no longer ours."""
+    delay = 0.5
+    deadline = time.monotonic() + FINISH_RETRY_S
+    while True:
+        try:
+            with ctx.sessions() as session, session.begin():
+                done = jobs_db.finish(session=session, job_id=job_id, state=state, owner=ctx.owner, **fields)
+                if done is not None:
+                    jobs_db.notify(session=session, job_id=job_id)
+                return done is not None
+        except OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: database unreachable while finishing; retrying in %.1fs", job_id, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _render(
     ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress
 ) -> tuple[JobState, dict[str, Any]]:
-    from inference.grid import compose_grid
-    from inference.pipelines import JobCancelled, render_grid
+    """Run the job's pipeline and store its images; returns the final state and the fields to finish with.
+
+    - imagine, reroll: a grid from the prompt;
+    - vary: a grid of image-to-image variations of ``spec.init_image`` (drawn at the spec's size);
+    - upscale: one image, ``spec.init_image`` enlarged ``spec.upscale_factor`` times (``spec.upscale_mode``).
+    """
+    from inference.pipelines import JobCancelled, render_grid, render_variations, upscale_image
 
     preset = ctx.catalog.get(spec.model)
-    if kind not in (JobKind.IMAGINE, JobKind.REROLL):
-        raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker yet")
+    cache = ctx.pipeline_cache()
     try:
-        result = render_grid(
-            ctx.pipeline_cache(), preset, spec,
-            on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
-        )
+        if kind in (JobKind.IMAGINE, JobKind.REROLL):
+            result = render_grid(
+                cache, preset, spec,
+                on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+            )
+        elif kind is JobKind.VARY:
+            source = _source_image(ctx, spec)
+            if source.size != (spec.width, spec.height):
+                source = source.resize((spec.width, spec.height), PILImage.Resampling.LANCZOS)
+            result = render_variations(
+                cache, preset, spec, source, spec.strength if spec.strength is not None else STRONG_STRENGTH,
+                on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+            )
+        elif kind is JobKind.UPSCALE:
+            upscaled = upscale_image(
+                cache, preset, _source_image(ctx, spec), factor=spec.upscale_factor or UPSCALE_FACTOR,
+                mode=spec.upscale_mode or preset.upscale, spec=spec, should_cancel=progress.should_cancel,
+            )
+        else:
+            raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")
     except JobCancelled:
         return JobState.CANCELLED, {}
+
+    if kind is JobKind.UPSCALE:
+        image = upscaled.image
+        key = f"jobs/{job_id}/0.png"
+        ctx.store.put(key, _png(image), "image/png")
+        row = {"index": 0, "seed": spec.seed, "storage_key": key, "width": image.width, "height": image.height}
+        return JobState.SUCCEEDED, {
+            "gpu_ms": upscaled.gpu_ms, "result_key": key, "images": [row], "upscale_method": upscaled.method,
+        }
+    return JobState.SUCCEEDED, _store_grid(ctx, job_id, result)
+
+
+def _source_image(ctx: WorkerContext, spec: JobSpec) -> Image:
+    """The image a vary or upscale job starts from (``spec.init_image``, a store key), in RGB."""
+    if not spec.init_image:
+        raise ValueError("this job needs a source image (spec.init_image), and has none")
+    with PILImage.open(io.BytesIO(ctx.store.get(spec.init_image))) as image:
+        return image.convert("RGB")
+
+
+def _store_grid(ctx: WorkerContext, job_id: int, result: RenderResult) -> dict[str, Any]:
+    """Store each image and the 2x2 grid; the fields to finish the job with."""
+    from inference.grid import compose_grid
+
     images = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
         key = f"jobs/{job_id}/{index}.png"
@@ -171,7 +244,7 @@ def _render(
         images.append({"index": index, "seed": seed, "storage_key": key, "width": image.width, "height": image.height})
     grid_key = f"jobs/{job_id}/grid.png"
     ctx.store.put(grid_key, _png(compose_grid(result.images)), "image/png")
-    return JobState.SUCCEEDED, {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
+    return {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
 
 
 def _user_error(exc: Exception) -> str:
@@ -179,4 +252,6 @@ def _user_error(exc: Exception) -> str:
     name = type(exc).__name__
     if "OutOfMemory" in name:
         return "The GPU ran out of memory for this image. Try a smaller --ar or --q."
+    if isinstance(exc, ImageNotFoundError):
+        return "The image this job starts from is no longer stored. Run /imagine again."
     return f"The image could not be made ({name}). Please try again."
