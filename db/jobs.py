@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from db import quota
 from db.models import Guild, Image, Job, User
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
@@ -25,6 +26,7 @@ __all__ = [
     "finish",
     "get",
     "heartbeat",
+    "held_back",
     "images_of",
     "mark_delivered",
     "notify",
@@ -62,6 +64,11 @@ class NewJob:
     interaction_token: str | None = None
     token_expires_at: datetime | None = None
     message_id: int | None = None
+    # Quota (set by ``db.submission``): the balance period, the fast time held, the plan's running limit.
+    period_start: datetime | None = None
+    reserved_ms: int = 0
+    max_running: int | None = None
+    stealth: bool = False
 
 
 def _ensure_user_and_guild(session: Session, new: NewJob) -> None:
@@ -100,6 +107,10 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
         "interaction_token": new.interaction_token,
         "token_expires_at": new.token_expires_at,
         "message_id": new.message_id,
+        "period_start": new.period_start,
+        "reserved_ms": new.reserved_ms,
+        "max_running": new.max_running,
+        "stealth": new.stealth,
     }
     inserted = session.execute(
         insert(Job).values(**values).on_conflict_do_nothing(constraint="uq_jobs_user_idem").returning(Job.id)
@@ -135,13 +146,28 @@ def claim(
     lost = Job.heartbeat_at < now - stale_after
     if dead_owners:
         lost = lost | Job.owner.in_(list(dead_owners))
+    conditions = [
+        Job.id == job_id,
+        Job.cancel_requested.is_(False),
+        (Job.state == JobState.QUEUED.value) | (running & lost),
+    ]
+    limit = session.execute(select(Job.user_id, Job.max_running).where(Job.id == job_id)).one_or_none()
+    if limit is not None and limit.max_running is not None:
+        # The plan's running limit for the job's lane: lock the member's row so two workers cannot both
+        # start their last allowed job, then count their other live running jobs in that lane.
+        # FOR NO KEY UPDATE, like submit's lock: foreign-key checks (FOR KEY SHARE) pass it, no deadlock.
+        session.execute(select(User.id).where(User.id == limit.user_id).with_for_update(key_share=True))
+        other = aliased(Job)
+        live = (
+            select(func.count()).select_from(other)
+            .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id != Job.id,
+                   other.state == JobState.RUNNING.value, other.heartbeat_at >= now - stale_after)
+            .scalar_subquery()
+        )
+        conditions.append(live < Job.max_running)
     row = session.execute(
         update(Job)
-        .where(
-            Job.id == job_id,
-            Job.cancel_requested.is_(False),
-            (Job.state == JobState.QUEUED.value) | (running & lost),
-        )
+        .where(*conditions)
         .values(
             state=JobState.RUNNING.value,
             owner=owner,
@@ -227,7 +253,17 @@ def finish(
         session.add(Image(job_id=job_id, **image))
     job = session.get_one(Job, row)
     session.refresh(job)
+    # Charge the GPU time (or refund the reservation) in the same transaction, once.
+    quota.settle(session=session, job=job)
     return job
+
+
+def held_back(*, session: Session, job_id: int) -> bool:
+    """True when a job that could not be claimed is still waiting (the member's running limit for its
+    lane is reached), so its message must be published again rather than dropped."""
+    return session.execute(
+        select(Job.id).where(Job.id == job_id, Job.state == JobState.QUEUED.value, Job.cancel_requested.is_(False))
+    ).first() is not None
 
 
 def notify(*, session: Session, job_id: int) -> None:

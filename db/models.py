@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -16,12 +17,25 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Guild", "Image", "Job", "User"]
+__all__ = [
+    "Balance",
+    "Base",
+    "Entitlement",
+    "Grant",
+    "Guild",
+    "Image",
+    "Job",
+    "LedgerEntry",
+    "RolePlan",
+    "User",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -44,7 +58,18 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(100), default="")
+    #: The anchor of the default plan's periods (and of role plans'): the member's first contact.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Settings (/settings, /fast, /relax, /turbo).
+    lane: Mapped[str] = mapped_column(String(8), default="fast", server_default="fast")
+    default_model: Mapped[str | None] = mapped_column(String(64))
+    default_aspect: Mapped[str | None] = mapped_column(String(16))
+    default_stylize: Mapped[int | None] = mapped_column(Integer)
+    stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A ban (/admin ban): refused everywhere until unbanned.
+    banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    banned_by: Mapped[int | None] = mapped_column(BigInteger)
+    ban_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class Guild(Base):
@@ -103,6 +128,13 @@ class Job(Base):
     delivered_state: Mapped[str | None] = mapped_column(String(16))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Quota: the balance period charged, the fast time held while the job waits and runs, the fast
+    # time charged at the end (None until settled), and the plan's running limit for its lane.
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reserved_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    charged_ms: Mapped[int | None] = mapped_column(BigInteger)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Image(Base):
@@ -119,3 +151,105 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Balance(Base):
+    """A member's fast time in one period: granted (``limit_ms``), spent (``used_ms``) and held for jobs
+    waiting or running (``reserved_ms``). Changed only by conditional UPDATEs (``db.quota``), each with
+    its ledger row; the CHECKs make overspending impossible even for a buggy caller."""
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        UniqueConstraint("user_id", "period_start", name="uq_balances_user_period"),
+        CheckConstraint("used_ms >= 0 AND reserved_ms >= 0", name="not_negative"),
+        CheckConstraint("used_ms + reserved_ms <= limit_ms", name="within_limit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: None: a period that never renews (a trial).
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    plan: Mapped[str] = mapped_column(String(40))
+    limit_ms: Mapped[int] = mapped_column(BigInteger)
+    used_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    reserved_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def left_ms(self) -> int:
+        return max(0, self.limit_ms - self.used_ms - self.reserved_ms)
+
+
+class LedgerEntry(Base):
+    """Append-only record of every change to a balance (a trigger refuses UPDATE and DELETE).
+
+    ``grant``: the limit changed by ``amount_ms`` (a new period, a plan change). ``reserve``: a job's
+    estimate was held. ``settle``: the job finished and ``amount_ms`` was charged (its reservation
+    released). ``refund``: the job failed or was cancelled and its reservation (``amount_ms``) released.
+    One row per job and kind, so nothing is charged twice.
+    """
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),
+        CheckConstraint("kind IN ('grant', 'reserve', 'settle', 'refund')", name="kind"),
+        Index("ix_ledger_balance_id", "balance_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    balance_id: Mapped[int] = mapped_column(ForeignKey("balances.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    amount_ms: Mapped[int] = mapped_column(BigInteger)
+    #: The request that caused it: the job's idempotency key, or what changed the limit.
+    idem_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Grant(Base):
+    """An admin's grant of a plan to a member, until ``expires_at`` (None: until revoked)."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    plan: Mapped[str] = mapped_column(String(40))
+    #: The admin's Discord id; None for the command line.
+    granted_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RolePlan(Base):
+    """Members of a guild who hold ``role_id`` are on ``plan`` (set by the guild's admins)."""
+
+    __tablename__ = "role_plans"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    plan: Mapped[str] = mapped_column(String(40))
+    set_by: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Entitlement(Base):
+    """A Discord premium entitlement (a subscription to one of the app's SKUs), kept current from the
+    gateway's ENTITLEMENT_* events and the entitlements that come with every interaction."""
+
+    __tablename__ = "entitlements"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sku_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    type: Mapped[int] = mapped_column(Integer, default=8)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: None while a subscription runs (Discord sets it when it ends).
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

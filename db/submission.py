@@ -1,0 +1,112 @@
+"""Submitting jobs with their quota, in one transaction.
+
+For each job of a request, under the member's row lock (``db.plans.lock_user``), so one member's submits
+happen one at a time and their limits are counted exactly:
+
+1. a job already made with the same idempotency key (a double click, a retried interaction) is returned
+   as it is, and nothing more is charged;
+2. the lane: from the member's chosen lane down (turbo, fast, relax), the first one the plan includes
+   whose reservation fits what is left of the period's fast time (``db.quota.reserve``, a conditional
+   UPDATE; relax reserves nothing);
+3. the plan's limit on jobs waiting or running in that lane;
+4. the job row, then its ``reserve`` ledger row.
+
+A refusal raises a :class:`~domain.errors.RefusedError`; the caller's transaction rolls back, so a refused
+request leaves no job row and no reservation. The caller commits, then publishes the new jobs' tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import jobs as jobs_db
+from db import plans as plans_db
+from db import quota
+from db.models import Job
+from domain.costs import reserve_ms
+from domain.errors import BannedError, LimitError
+from domain.lanes import fallback_note, lanes_to_try, out_of_fast_time
+from domain.plans import ResolvedPlan
+from domain.spec import queue_name
+
+__all__ = ["submit_jobs"]
+
+
+def _existing(session: Session, user_id: int, idem_key: str) -> Job | None:
+    return session.execute(
+        select(Job).where(Job.user_id == user_id, Job.idem_key == idem_key)
+    ).scalar_one_or_none()
+
+
+def submit_jobs(
+    *, session: Session, new_jobs: Sequence[jobs_db.NewJob], resolved: ResolvedPlan, estimates: Sequence[int]
+) -> list[tuple[Job, bool, int]]:
+    """Submit the jobs of one request (one member): ``(job, created, queue position)`` for each.
+
+    ``resolved`` is the member's plan and period (``db.plans.load_account``); ``estimates`` the GPU
+    milliseconds of each job (``PlanBook.estimate_ms``), before the lane's multiplier.
+
+    Raises
+    ------
+    BannedError, LimitError, OutOfFastTimeError
+        Nothing is to be kept: roll the transaction back.
+    """
+    if not new_jobs:
+        return []
+    if len({new.user_id for new in new_jobs}) != 1 or len(estimates) != len(new_jobs):
+        raise ValueError("submit_jobs takes the jobs of one member, with one estimate per job")
+    first = new_jobs[0]
+    plan, period = resolved.plan, resolved.period
+    user = plans_db.lock_user(session=session, user_id=first.user_id, name=first.user_name or None)
+    if user.banned_at is not None:
+        raise BannedError(user.ban_reason)
+    balance = quota.ensure_balance(session=session, user_id=user.id, period=period, plan=plan)
+    active = plans_db.active_counts(session=session, user_id=user.id)
+    out: list[tuple[Job, bool, int]] = []
+    for new, estimate in zip(new_jobs, estimates, strict=True):
+        existing = _existing(session, user.id, new.idem_key)
+        if existing is not None:
+            out.append((existing, False, jobs_db.queue_position(session=session, job=existing)))
+            continue
+
+        # 2. The lane: the first one that fits, from the member's choice down.
+        lanes, note = lanes_to_try(new.lane, plan)
+        for index, lane in enumerate(lanes):
+            amount = reserve_ms(lane, estimate)
+            if amount == 0 or quota.reserve(session=session, balance_id=balance.id, amount_ms=amount) is not None:
+                if index:
+                    note = fallback_note(lanes[index - 1], lane, period)
+                break
+        else:
+            session.refresh(balance)
+            raise out_of_fast_time(plan, period, reserve_ms(lanes[-1], estimate), balance.left_ms)
+
+        # 3. The plan's limit on jobs waiting or running in that lane.
+        if active[lane] + 1 > plan.active_limit(lane):
+            raise LimitError(lane.value, active[lane], plan.active_limit(lane))
+        active[lane] += 1
+
+        # 4. The job, then its ledger row.
+        spec = new.spec.replace(notes=(*new.spec.notes, note)) if note else new.spec
+        job, created = jobs_db.submit(session=session, new=dataclasses.replace(
+            new,
+            spec=spec,
+            lane=lane,
+            queue=queue_name(spec.model, lane),
+            estimated_ms=estimate,
+            period_start=balance.period_start,
+            reserved_ms=amount,
+            max_running=plan.running_limit(lane),
+            stealth=bool(user.stealth and plan.stealth),
+        ))
+        if not created:  # cannot happen under the row lock; never keep a reservation without its job
+            raise RuntimeError(f"job {new.idem_key!r} appeared while its member was locked")
+        if amount:
+            quota.record(session=session, balance=balance, kind="reserve", amount_ms=amount, job_id=job.id,
+                         idem_key=new.idem_key)
+        out.append((job, True, jobs_db.queue_position(session=session, job=job)))
+    return out
