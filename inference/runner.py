@@ -126,13 +126,17 @@ def owner_is_dead(owner: str) -> bool:
 
 
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
-    """Run a job if we can claim it. Returns the final state, or None when someone else has the job."""
+    """Run a job if we can claim it. Returns the final state, None when someone else has the job, or
+    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again)."""
     stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
     with ctx.sessions() as session, session.begin():
         current = jobs_db.owner_of(session=session, job_id=job_id)
         dead = [current] if current is not None and owner_is_dead(current) else []
         job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after, dead_owners=dead)
         if job is None:
+            if jobs_db.held_back(session=session, job_id=job_id):
+                log.info("job %s: member at their running limit; published again shortly", job_id)
+                return JobState.QUEUED
             log.info("job %s: not claimable (done, cancelled, or running elsewhere); skipped", job_id)
             return None
         jobs_db.notify(session=session, job_id=job_id)
