@@ -15,6 +15,9 @@ from imagine.settings import Settings
 from tests.fakediscord import FakeDiscord, run_client
 from tests.support.services import WorkerProcess, make_settings
 
+#: Plans for the end-to-end tests: a roomy default, tiny plans that run out, a premium SKU.
+TEST_PLANS = Path(__file__).with_name("plans.toml")
+
 
 @pytest.fixture(scope="session")
 async def fake() -> AsyncIterator[FakeDiscord]:
@@ -31,6 +34,7 @@ def bot_settings(
         database_url=database_url,
         redis_url=redis_url,
         models_file=tiny_models,
+        plans_file=TEST_PLANS,
         data_dir=data_dir,
         discord_token=fake.bot_token,
         discord_api_base=fake.api_base,
