@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import AsyncDatabase, make_engine, make_sessionmaker
 from domain.catalog import Catalog, load_catalog
+from domain.plans import PlanBook, load_plans
 from imagine.settings import Settings
 from inference.celery_app import create_celery
 from inference.storage import ImageStore, open_store
@@ -20,6 +21,8 @@ __all__ = ["BotServices"]
 class BotServices:
     settings: Settings
     catalog: Catalog
+    #: The plans file: plans, the default plan, the cost models.
+    plans: PlanBook
     db: AsyncDatabase
     #: Synchronous sessions for work done in threads (the reaper).
     sessions: sessionmaker[Session]
@@ -32,6 +35,7 @@ class BotServices:
         return cls(
             settings=settings,
             catalog=load_catalog(settings.models_path),
+            plans=load_plans(settings.plans_path),
             db=AsyncDatabase(database_url),
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
             celery=create_celery(settings, broker_url),

@@ -1,22 +1,26 @@
-"""Submitting jobs from Discord: one transaction for the rows, then publish each new job's task."""
+"""Submitting jobs from Discord: one transaction for the rows and their quota, then publish each new job's task."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+import discord
 
+from bot.accounts import estimates, load_account
 from db import jobs as jobs_db
+from db import submission as submission_db
 from db.models import Job
+from db.plans import Account, Requester
 from inference.dispatch import publish
 
 if TYPE_CHECKING:
     from bot.services import BotServices
 
-__all__ = ["TOKEN_LIFETIME", "submit_jobs", "token_expiry"]
+__all__ = ["TOKEN_LIFETIME", "submit_jobs", "token_expiry", "withdraw"]
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +34,38 @@ def token_expiry(created_at: datetime) -> datetime:
     return created_at + TOKEN_LIFETIME - _TOKEN_MARGIN
 
 
-def _submit_all(*, session: Session, new_jobs: list[jobs_db.NewJob]) -> list[tuple[Job, bool, int]]:
-    out = []
-    for new in new_jobs:
-        job, created = jobs_db.submit(session=session, new=new)
-        out.append((job, created, jobs_db.queue_position(session=session, job=job)))
-    return out
+async def submit_jobs(
+    services: BotServices,
+    new_jobs: list[jobs_db.NewJob],
+    interaction: discord.Interaction[Any] | None = None,
+    *,
+    account: Account | None = None,
+) -> list[tuple[Job, bool, int]]:
+    """Insert the jobs of one member (idempotently) with their quota, and publish the new ones.
+    Returns ``(job, created, position)`` for each.
 
+    The member's plan comes from ``account`` (see :func:`bot.accounts.load_account`), else is loaded from
+    ``interaction`` (their roles and entitlements), else from the database alone. Each job runs in the
+    member's lane (/fast, /relax, /turbo) as their plan and fast time allow (``NewJob.lane`` is replaced);
+    see ``db.submission``.
 
-async def submit_jobs(services: BotServices, new_jobs: list[jobs_db.NewJob]) -> list[tuple[Job, bool, int]]:
-    """Insert the jobs (idempotently) and publish the new ones. Returns ``(job, created, position)``.
-
-    A publish that fails (Redis down) is logged, not raised: the job is committed and the reaper
+    Raises :class:`~domain.errors.RefusedError` (banned, out of fast time, too many jobs): nothing was
+    written. A publish that fails (Redis down) is logged, not raised: the job is committed and the reaper
     publishes it again once the broker is back.
     """
-    results = await services.db.run(_submit_all, new_jobs=new_jobs)
+    if not new_jobs:
+        return []
+    if account is None:
+        first = new_jobs[0]
+        requester = None if interaction is not None else Requester(first.user_id, first.user_name, first.guild_id)
+        account = await load_account(services, interaction, requester=requester)
+    new_jobs = [dataclasses.replace(new, lane=account.lane) for new in new_jobs]
+    results = await services.db.run(
+        submission_db.submit_jobs,
+        new_jobs=new_jobs,
+        resolved=account.resolved,
+        estimates=estimates(services.plans, services.catalog, new_jobs),
+    )
     for job, created, _ in results:
         if created:
             try:
@@ -52,6 +73,22 @@ async def submit_jobs(services: BotServices, new_jobs: list[jobs_db.NewJob]) -> 
             except Exception:
                 log.warning("could not publish job %s now; the reaper will retry", job.id, exc_info=True)
     return results
+
+
+async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: list[int | None], text: str) -> None:
+    """Take back a deferred answer whose jobs were refused after all: delete the "thinking" message and
+    any placeholders, and tell the member why, ephemerally."""
+    for message_id in extra_message_ids:
+        if message_id is not None:
+            try:
+                await interaction.followup.delete_message(message_id)
+            except discord.HTTPException:
+                log.debug("placeholder %s already gone", message_id)
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        log.debug("original response of %s already gone", interaction.id)
+    await interaction.followup.send(text, ephemeral=True)
 
 
 def now() -> datetime:

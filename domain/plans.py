@@ -204,9 +204,11 @@ def add_months(anchor: datetime, months: int) -> datetime:
 
 def current_period(anchor: datetime, now: datetime, renews: bool = True) -> Period:
     """The period that holds ``now``: monthly from ``anchor`` (each start computed from the anchor itself,
-    so a period starting on the 31st comes back to the 31st), or one endless period when not ``renews``."""
+    so a period starting on the 31st comes back to the 31st), or one endless period when not ``renews``.
+    Before the anchor is the first period."""
     if not renews:
         return Period(anchor, None)
+    now = max(now, anchor)  # an anchor a moment ahead of ``now`` (the database's clock): the first period
     months = (now.year - anchor.year) * 12 + (now.month - anchor.month)
     start = add_months(anchor, months)
     while start > now:

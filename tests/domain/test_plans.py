@@ -153,6 +153,11 @@ def test_periods_renew_monthly_from_the_anchor(now: datetime, start: datetime, e
     assert current_period(at(2026, 1, 31, 9), now) == Period(start, end)
 
 
+def test_a_moment_before_the_anchor_is_in_the_first_period() -> None:
+    anchor = at(2026, 3, 15, 12)
+    assert current_period(anchor, anchor - timedelta(milliseconds=3)) == Period(anchor, at(2026, 4, 15, 12))
+
+
 def test_a_period_that_never_renews() -> None:
     anchor = datetime(2025, 5, 5, tzinfo=UTC)
     assert current_period(anchor, NOW, renews=False) == Period(anchor, None)
