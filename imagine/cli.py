@@ -7,6 +7,7 @@
     imagine tiny-model DIR      write a tiny random-weight model and a models file naming it
     imagine generate PROMPT     render one 2x2 grid locally, no Discord, no queue
     imagine parse PROMPT        show how a prompt is read, as JSON
+    imagine admin ...           plans, grants and usage (see imagine/admin.py)
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse = sub.add_parser("parse", help="show how a prompt is read, as JSON")
     parse.add_argument("prompt")
     parse.set_defaults(func=cmd_parse)
+    from imagine.admin import add_admin_parser
+
+    add_admin_parser(sub, _settings)
     return parser
 
 
