@@ -18,7 +18,7 @@ __all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine",)
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons")
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -59,11 +59,14 @@ class ImagineBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))
 
-    async def handle_job_button(
-        self, interaction: discord.Interaction[ImagineBot], job_id: int, action: str, tile: int | None
-    ) -> None:
-        """A click on a job's button. Upscales, variations and rerolls arrive with the buttons feature."""
-        await interaction.response.send_message("That button is coming soon.", ephemeral=True)
+    async def handle_job_button(self, interaction: discord.Interaction[ImagineBot], button: JobButton) -> None:
+        """A click on a job's button: handled by the buttons feature (``bot.cogs.buttons``)."""
+        # By name: load_extension executes the module afresh, so its classes are not the ones imported here.
+        on_click = getattr(self.get_cog("Buttons"), "on_click", None)
+        if on_click is None:
+            await interaction.response.send_message("Buttons are not available right now.", ephemeral=True)
+            return
+        await on_click(interaction, button)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError

@@ -23,8 +23,8 @@ import psycopg
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from bot.components import grid_view
-from bot.render import JobView, job_content
+from bot.components import grid_view, upscale_view
+from bot.render import JobView, job_content, job_detail
 from db import jobs as jobs_db
 from db.models import Image, Job
 from db.session import libpq_url
@@ -45,19 +45,32 @@ _INVALID_WEBHOOK_TOKEN = 50027
 _UNKNOWN_WEBHOOK = 10015
 
 
-def _load(*, session: Session, job_id: int) -> tuple[Job, list[Image], int] | None:
+def _load(*, session: Session, job_id: int) -> tuple[Job, list[Image], int, str] | None:
     job = jobs_db.get(session=session, job_id=job_id)
     if job is None:
         return None
     position = jobs_db.queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0
-    return job, jobs_db.images_of(session=session, job_id=job_id), position
+    return job, jobs_db.images_of(session=session, job_id=job_id), position, _detail(session, job)
+
+
+def _detail(session: Session, job: Job) -> str:
+    """What a button's job made ("Image #2", "Variations (Strong) by"): see :func:`bot.render.job_detail`."""
+    kind = JobKind(job.kind)
+    image_number = None
+    if kind is JobKind.UPSCALE and job.parent_image_id is not None:
+        source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
+        source_job = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
+        if source is not None and source_job is not None and source_job.kind != JobKind.UPSCALE:
+            image_number = source.index + 1  # U1-U4 on a grid
+    return job_detail(kind, image_number=image_number, upscale_mode=job.spec.get("upscale_mode"),
+                      strength=job.spec.get("strength"))
 
 
 def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
 
 
-def job_view(job: Job, position: int | None = None) -> JobView:
+def job_view(job: Job, position: int | None = None, *, detail: str = "") -> JobView:
     return JobView(
         job_id=job.id,
         user_id=job.user_id,
@@ -71,6 +84,8 @@ def job_view(job: Job, position: int | None = None) -> JobView:
         progress_total=job.progress_total,
         error=job.error,
         gpu_ms=job.gpu_ms,
+        detail=detail,
+        upscale_method=job.upscale_method,
     )
 
 
@@ -205,11 +220,11 @@ class Delivery:
         loaded = await self.services.db.run(_load, job_id=job_id)
         if loaded is None:
             return
-        job, images, position = loaded
+        job, images, position, detail = loaded
         state = JobState(job.state)
         if state.is_terminal:
             if job.delivered_state != job.state:
-                await self._deliver_final(job, images)
+                await self._deliver_final(job, images, detail)
             return
         # Progress: throttled per message, skipped once the token is gone.
         now = time.monotonic()
@@ -218,19 +233,19 @@ class Delivery:
         if not self._token_alive(job) or job.message_id is None:
             return
         self._last_edit[job.id] = now
-        content = job_content(job_view(job, position))
+        content = job_content(job_view(job, position, detail=detail))
         with contextlib.suppress(discord.HTTPException):
             await self._webhook(job).edit_message(job.message_id, content=content)
 
-    async def _deliver_final(self, job: Job, images: list[Image]) -> None:
-        view = job_view(job)
+    async def _deliver_final(self, job: Job, images: list[Image], detail: str = "") -> None:
+        view = job_view(job, detail=detail)
         content = job_content(view)
         files: list[discord.File] = []
         components: discord.ui.View | None = None
         if view.state is JobState.SUCCEEDED and job.result_key:
-            files.append(await self._attachment(job.result_key))
-            if view.kind in (JobKind.IMAGINE, JobKind.REROLL, JobKind.VARY):
-                components = grid_view(job.id)
+            files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
+            # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
+            components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         self._last_edit.pop(job.id, None)
@@ -279,20 +294,22 @@ class Delivery:
             state=self.bot._connection,
         )
 
-    async def _attachment(self, key: str) -> discord.File:
+    async def _attachment(self, key: str, limit: int) -> discord.File:
+        """The stored image as an upload of at most ``limit`` bytes (re-encoded or downscaled to fit)."""
         from inference.grid import encode_for_upload
 
         data = await asyncio.to_thread(self.services.store.get, key)
         name = key.rsplit("/", 1)[-1]
-        if len(data) > DEFAULT_UPLOAD_LIMIT:
-            data, name = await asyncio.to_thread(_reencode, data, DEFAULT_UPLOAD_LIMIT, encode_for_upload)
+        if len(data) > limit:
+            stem = name.rsplit(".", 1)[0]
+            data, name = await asyncio.to_thread(_reencode, data, limit, stem, encode_for_upload)
         return discord.File(io.BytesIO(data), filename=name)
 
 
-def _reencode(data: bytes, limit: int, encode: Any) -> tuple[bytes, str]:
+def _reencode(data: bytes, limit: int, stem: str, encode: Any) -> tuple[bytes, str]:
     from PIL import Image as PILImage
 
     with PILImage.open(io.BytesIO(data)) as image:
         image.load()
-        encoded: tuple[bytes, str] = encode(image, limit)
+        encoded: tuple[bytes, str] = encode(image, limit, stem=stem)
         return encoded

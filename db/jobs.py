@@ -22,9 +22,11 @@ from domain.spec import JobKind, JobSpec, JobState, Lane
 __all__ = [
     "NOTIFY_CHANNEL",
     "NewJob",
+    "by_idem_key",
     "claim",
     "finish",
     "get",
+    "get_image",
     "heartbeat",
     "held_back",
     "images_of",
@@ -64,6 +66,8 @@ class NewJob:
     interaction_token: str | None = None
     token_expires_at: datetime | None = None
     message_id: int | None = None
+    #: The interaction's attachment_size_limit: delivery re-encodes images to fit it.
+    upload_limit: int | None = None
     # Quota (set by ``db.submission``): the balance period, the fast time held, the plan's running limit.
     period_start: datetime | None = None
     reserved_ms: int = 0
@@ -107,6 +111,7 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
         "interaction_token": new.interaction_token,
         "token_expires_at": new.token_expires_at,
         "message_id": new.message_id,
+        "upload_limit": new.upload_limit,
         "period_start": new.period_start,
         "reserved_ms": new.reserved_ms,
         "max_running": new.max_running,
@@ -131,6 +136,18 @@ def get(*, session: Session, job_id: int) -> Job | None:
 def images_of(*, session: Session, job_id: int) -> list[Image]:
     """The images of a job, by index."""
     return list(session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index)).scalars())
+
+
+def get_image(*, session: Session, image_id: int) -> Image | None:
+    """The image with this id, or None."""
+    return session.get(Image, image_id)
+
+
+def by_idem_key(*, session: Session, user_id: int, idem_key: str) -> Job | None:
+    """The job this member already asked for with this idempotency key, or None."""
+    return session.execute(
+        select(Job).where(Job.user_id == user_id, Job.idem_key == idem_key)
+    ).scalar_one_or_none()
 
 
 def claim(
@@ -229,6 +246,7 @@ def finish(
     result_key: str | None = None,
     error: str | None = None,
     images: list[dict[str, Any]] | None = None,
+    upscale_method: str | None = None,
 ) -> Job | None:
     """Move a running job to a terminal state, once. ``owner=None`` finishes regardless of owner (reaper)."""
     assert state.is_terminal
@@ -243,6 +261,7 @@ def finish(
             gpu_ms=gpu_ms,
             result_key=result_key,
             error=error,
+            upscale_method=upscale_method,
             finished_at=func.now(),
         )
         .returning(Job.id)

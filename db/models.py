@@ -128,6 +128,10 @@ class Job(Base):
     delivered_state: Mapped[str | None] = mapped_column(String(16))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Bytes one uploaded file may have where the job was asked for (the interaction's attachment_size_limit).
+    upload_limit: Mapped[int | None] = mapped_column(BigInteger)
+    #: How an upscale was made: "esrgan", "creative" or "lanczos" (shown on its message).
+    upscale_method: Mapped[str | None] = mapped_column(String(16))
     # Quota: the balance period charged, the fast time held while the job waits and runs, the fast
     # time charged at the end (None until settled), and the plan's running limit for its lane.
     period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

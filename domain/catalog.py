@@ -15,6 +15,7 @@ The file is TOML, read once at start-up::
     scheduler = "dpmpp_2m_karras"
     preview = ""                                              # optional tiny VAE (TAESD) for live previews
     upscaler = ""                                             # optional Real-ESRGAN weights (.pth/.safetensors)
+    upscale = "subtle"                                        # U1–U4: "subtle" (upscaler weights) or "creative"
 
 Relative paths are resolved against the folder holding the models file.
 """
@@ -28,12 +29,15 @@ from typing import Any
 
 from domain.errors import CatalogError, UnknownModelError
 
-__all__ = ["FAMILIES", "SCHEDULERS", "Catalog", "ModelPreset", "load_catalog"]
+__all__ = ["FAMILIES", "SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
 
 #: Model families and their native pixel budget (one side of the square).
 FAMILIES: dict[str, int] = {"sd15": 512, "sdxl": 1024}
 #: Sampler names accepted in the models file and by ``--sampler``.
 SCHEDULERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc")
+#: Upscalers a model can give U1–U4: "subtle" (Real-ESRGAN-family weights via spandrel; Lanczos when none are
+#: configured) or "creative" (enlarge, then img2img with the same model at low strength).
+UPSCALE_MODES = ("subtle", "creative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class ModelPreset:
     aliases: tuple[str, ...] = ()
     preview: str = ""
     upscaler: str = ""
+    #: What U1–U4 use: "subtle" (the ``upscaler`` weights; Lanczos without them) or "creative" (img2img).
+    upscale: str = "subtle"
     description: str = ""
 
     @property
@@ -126,6 +132,9 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
     scheduler = str(table.get("scheduler", "dpmpp_2m_karras"))
     if scheduler not in SCHEDULERS:
         raise CatalogError(f"model {name!r}: scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+    upscale = str(table.get("upscale", "subtle"))
+    if upscale not in UPSCALE_MODES:
+        raise CatalogError(f"model {name!r}: upscale {upscale!r} is not one of {', '.join(UPSCALE_MODES)}")
     try:
         return ModelPreset(
             name=name,
@@ -139,6 +148,7 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
             aliases=tuple(str(a) for a in table.get("aliases", ())),
             preview=_resolve(str(table.get("preview", "")), base),
             upscaler=_resolve(str(table.get("upscaler", "")), base),
+            upscale=upscale,
             description=str(table.get("description", "")),
         )
     except (TypeError, ValueError) as exc:

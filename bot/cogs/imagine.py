@@ -96,6 +96,7 @@ class Imagine(commands.Cog):
                 interaction_token=interaction.token,
                 token_expires_at=token_expiry(interaction.created_at),
                 message_id=message_ids[index],
+                upload_limit=interaction.filesize_limit,
             )
             for index, spec in enumerate(parsed.specs)
         ]

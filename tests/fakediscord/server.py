@@ -1086,11 +1086,13 @@ class FakeDiscord:
         values: Sequence[str] | None = None,
         roles: Sequence[FakeRole | str] | None = None,
         entitlements: Sequence[Mapping[str, Any]] | None = None,
+        attachment_size_limit: int | None = None,
     ) -> FakeInteraction:
         """Click the button (or choose ``values`` in the select) ``custom_id`` on a message's current state.
 
         Raises ``LookupError`` when the message shows no such component, ``ValueError`` when it is disabled:
-        a user could not click it either.
+        a user could not click it either. ``attachment_size_limit`` overrides the upload limit the
+        interaction carries (and the fake enforces on its responses).
         """
         current = self.message(message)
         component = next((c for c in iter_components(current) if c.get("custom_id") == custom_id), None)
@@ -1117,6 +1119,7 @@ class FakeDiscord:
             message=current,
             roles=roles,
             entitlements=entitlements,
+            attachment_size_limit=attachment_size_limit,
         )
 
     async def submit_modal(

@@ -1,0 +1,247 @@
+"""The buttons under job messages: U1–U4, V1–V4, 🔄, and Vary / Upscale / Recipe under an upscaled image.
+
+Each click (but the recipe) is a job whose parent is the image it works on (``jobs.parent_image_id``).
+What job a button makes is decided by :mod:`domain.actions`; this module reads the parent from the database,
+submits the child and posts its message.
+
+Who may click: anyone who can see the message. The job is the clicker's: it is queued in their lane,
+charged to their plan, and its message mentions them. (Midjourney lets only the author use their buttons;
+on a self-hosted server building on each other's images is the point, and nobody can spend another
+member's time this way.) The recipe answers only the clicker.
+
+A click, answered within Discord's 3 seconds:
+
+1. a custom_id this bot did not make: an ephemeral message at once;
+2. acknowledge (a deferred update: nothing shows yet);
+3. read the parent job and image; refuse a job that failed, was cancelled or is gone, a tile out of range,
+   an image no longer stored (ephemerally: no job, no charge);
+4. a job already made from this (message, button, member) is not made again: a double click makes one job;
+5. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
+   with that message, and hand it to :mod:`bot.delivery` as /imagine does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+from sqlalchemy.orm import Session
+
+from bot.render import JobView, Recipe, job_detail, job_title, recipe_content
+from bot.submission import submit_jobs, token_expiry
+from db import jobs as jobs_db
+from db.jobs import NewJob
+from domain.actions import (
+    IMAGE_GONE,
+    JOB_GONE,
+    Action,
+    ButtonError,
+    ButtonRef,
+    SourceImage,
+    check_parent,
+    child_spec,
+    source_index,
+)
+from domain.errors import DomainError
+from domain.prompt import canonical_prompt
+from domain.spec import MAX_SEED, JobKind, JobSpec, JobState, Lane, queue_name
+
+if TYPE_CHECKING:
+    from bot.client import ImagineBot
+    from bot.components import JobButton
+
+__all__ = ["Buttons"]
+
+log = logging.getLogger(__name__)
+
+ALREADY_CLICKED = "You already clicked that button; its job is below."
+#: Upscales followed back from an image to the grid it came from (the recipe); a guard, not a real limit.
+_MAX_LINEAGE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Click:
+    """What a click needs from the database."""
+
+    parent_kind: JobKind
+    parent_spec: JobSpec
+    source: SourceImage
+    #: The child's ``parent_image_id``: the image it works on (for a reroll, the grid's source or first tile).
+    lineage_image_id: int | None
+    #: The image number shown on the child's message (U2 -> 2), when the source is a grid tile.
+    image_number: int | None
+    #: The job already made by this member from this button, if any.
+    existing_job_id: int | None
+
+
+def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str) -> _Click:
+    parent = jobs_db.get(session=session, job_id=ref.job_id)
+    if parent is None:
+        raise ButtonError(JOB_GONE)
+    check_parent(JobState(parent.state))
+    kind = JobKind(parent.kind)
+    images = jobs_db.images_of(session=session, job_id=parent.id)
+    image = images[source_index(ref, kind, len(images))]
+    lineage: int | None = image.id
+    if ref.action is Action.REROLL and kind is JobKind.VARY:
+        lineage = parent.parent_image_id  # the rerolled variations vary the same source again
+    existing = jobs_db.by_idem_key(session=session, user_id=user_id, idem_key=idem_key)
+    return _Click(
+        parent_kind=kind,
+        parent_spec=JobSpec.from_dict(parent.spec),
+        source=SourceImage(image.storage_key, image.seed, image.width, image.height),
+        lineage_image_id=lineage,
+        image_number=image.index + 1 if kind is not JobKind.UPSCALE else None,
+        existing_job_id=existing.id if existing is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _RecipeRows:
+    spec: JobSpec
+    width: int
+    height: int
+    upscales: tuple[tuple[str, int, int, int], ...]
+    variation_strength: float | None
+
+
+def _read_recipe(*, session: Session, ref: ButtonRef) -> _RecipeRows:
+    job = jobs_db.get(session=session, job_id=ref.job_id)
+    if job is None:
+        raise ButtonError(JOB_GONE)
+    check_parent(JobState(job.state))
+    images = jobs_db.images_of(session=session, job_id=job.id)
+    image = images[source_index(ref, JobKind(job.kind), len(images))]
+    spec = JobSpec.from_dict(job.spec)
+    # Follow the upscales back to the grid the image was drawn in.
+    upscales: list[tuple[str, int, int, int]] = []
+    current = job
+    while JobKind(current.kind) is JobKind.UPSCALE and len(upscales) < _MAX_LINEAGE:
+        step = JobSpec.from_dict(current.spec)
+        upscales.append((current.upscale_method or "", step.upscale_factor or 1, step.width, step.height))
+        source = None
+        if current.parent_image_id is not None:
+            source = jobs_db.get_image(session=session, image_id=current.parent_image_id)
+        parent = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
+        if parent is None:
+            break
+        current = parent
+    variation = JobSpec.from_dict(current.spec).strength if JobKind(current.kind) is JobKind.VARY else None
+    return _RecipeRows(spec, image.width, image.height, tuple(reversed(upscales)), variation)
+
+
+class Buttons(commands.Cog):
+    """Turns clicks on job buttons into jobs (see the module docstring)."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    async def on_click(self, interaction: discord.Interaction[ImagineBot], button: JobButton) -> None:
+        """A click on a :class:`~bot.components.JobButton`. Must answer within 3 seconds."""
+        if button.ref is None:
+            await interaction.response.send_message(button.error or "That button doesn't work.", ephemeral=True)
+            return
+        ref = button.ref
+        if ref.action is Action.RECIPE:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                text = await self._recipe(ref)
+            except ButtonError as error:
+                text = str(error)
+            await interaction.followup.send(text, ephemeral=True)
+            return
+
+        await interaction.response.defer()  # acknowledged; the job's own message follows
+        try:
+            await self._submit(interaction, ref)
+        except DomainError as error:  # ButtonError, or a refusal by the member's plan
+            await interaction.followup.send(str(error), ephemeral=True)
+
+    async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+        services = self.bot.services
+        message_id = interaction.message.id if interaction.message is not None else 0
+        idem_key = f"button:{message_id}:{ref.custom_id}"
+        click = await services.db.run(_read_click, ref=ref, user_id=interaction.user.id, idem_key=idem_key)
+        if click.existing_job_id is not None:
+            raise ButtonError(ALREADY_CLICKED)
+        if not await asyncio.to_thread(services.store.exists, click.source.key):
+            raise ButtonError(IMAGE_GONE)
+        preset = services.catalog.find(click.parent_spec.model)
+        if preset is None:
+            raise ButtonError(f"The model `{click.parent_spec.model}` of that image is no longer served here.")
+        kind, spec = child_spec(
+            click.parent_spec, click.parent_kind, ref.action,
+            source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset,
+        )
+        prompt = canonical_prompt(spec, services.catalog)
+        lane = Lane.FAST  # the member's lane: bot.submission settles it against their plan
+        detail = job_detail(kind, image_number=click.image_number if ref.action.takes_tile else None,
+                            upscale_mode=spec.upscale_mode, strength=spec.strength)
+        title = job_title(JobView(job_id=0, user_id=interaction.user.id, kind=kind, state=JobState.QUEUED,
+                                  prompt=prompt, lane=lane.value, detail=detail))
+        placeholder = await interaction.followup.send(f"{title} (Waiting to start)", wait=True)
+
+        new = NewJob(
+            user_id=interaction.user.id,
+            user_name=interaction.user.name,
+            kind=kind,
+            spec=spec,
+            lane=lane,
+            queue=queue_name(spec.model, lane),
+            idem_key=idem_key,
+            prompt=prompt,
+            guild_id=interaction.guild_id,
+            guild_name=interaction.guild.name if interaction.guild else "",
+            channel_id=interaction.channel_id,
+            parent_image_id=click.lineage_image_id,
+            interaction_id=interaction.id,
+            interaction_token=interaction.token,
+            token_expires_at=token_expiry(interaction.created_at),
+            message_id=placeholder.id,
+            upload_limit=interaction.filesize_limit,
+        )
+        try:
+            [(job, created, _position)] = await submit_jobs(services, [new])
+        except Exception:
+            await _delete_quietly(placeholder)
+            raise
+        if not created:  # the other click of a double click got there first
+            await _delete_quietly(placeholder)
+            raise ButtonError(ALREADY_CLICKED)
+        log.info("job %s: %s of job %s by %s", job.id, ref.action.value, ref.job_id, interaction.user.id)
+        self.bot.delivery.wake(job.id)
+
+    async def _recipe(self, ref: ButtonRef) -> str:
+        services = self.bot.services
+        rows = await services.db.run(_read_recipe, ref=ref)
+        spec = rows.spec
+        preset = services.catalog.find(spec.model)
+        sampler = spec.sampler or (preset.scheduler if preset is not None else "the model's default")
+        return recipe_content(Recipe(
+            prompt=canonical_prompt(spec, services.catalog),
+            model=spec.model,
+            sampler=sampler,
+            steps=spec.steps,
+            guidance=spec.guidance_scale,
+            seed=spec.seed,
+            width=rows.width,
+            height=rows.height,
+            upscales=rows.upscales,
+            variation_strength=rows.variation_strength,
+        ))
+
+
+async def _delete_quietly(message: discord.WebhookMessage) -> None:
+    try:
+        await message.delete()
+    except discord.HTTPException:
+        log.warning("could not delete the unused message %s", message.id, exc_info=True)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Buttons(bot))

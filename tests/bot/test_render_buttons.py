@@ -1,0 +1,42 @@
+"""How the jobs of buttons read: "Image #2", "Variations (Strong) by", the upscale method, the recipe."""
+
+from __future__ import annotations
+
+from bot.render import JobView, Recipe, job_content, job_detail, recipe_content
+from domain.spec import JobKind, JobState
+
+
+def view(**changes: object) -> JobView:
+    values: dict[str, object] = dict(job_id=1, user_id=42, kind=JobKind.UPSCALE, state=JobState.SUCCEEDED,
+                                     prompt="a fox --seed 7", lane="fast", gpu_ms=1200)
+    values.update(changes)
+    return JobView(**values)  # type: ignore[arg-type]
+
+
+def test_each_kind_of_button_job_is_named_like_midjourney() -> None:
+    assert job_detail(JobKind.UPSCALE, image_number=2, upscale_mode="subtle") == "Image #2"
+    assert job_detail(JobKind.UPSCALE, upscale_mode="creative") == "Upscaled (Creative) by"
+    assert job_detail(JobKind.VARY, strength=0.75) == "Variations (Strong) by"
+    assert job_detail(JobKind.VARY, strength=0.35) == "Variations (Subtle) by"
+    assert job_detail(JobKind.REROLL) == job_detail(JobKind.IMAGINE) == ""
+    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast, 1.2s)")
+
+
+def test_a_finished_upscale_says_how_it_was_made() -> None:
+    lanczos = job_content(view(upscale_method="lanczos"))
+    assert lanczos.splitlines()[1] == "-# Upscaled (Lanczos: no upscaler configured)"
+    assert "Real-ESRGAN" in job_content(view(upscale_method="esrgan"))
+    assert "Upscaled" not in job_content(view(upscale_method="esrgan", state=JobState.RUNNING))
+
+
+def test_the_recipe_names_every_setting_and_no_link() -> None:
+    recipe = Recipe(prompt="a fox --seed 7", model="sd15", sampler="euler_a", steps=30, guidance=7.5, seed=7,
+                    width=1024, height=1024, upscales=(("esrgan", 2, 512, 512),))
+    text = recipe_content(recipe)
+    for part in ("`a fox --seed 7`", "Model: sd15", "Sampler: euler_a", "Steps: 30", "Guidance: 7.5", "Seed: 7",
+                 "Size: 1024×1024", "Upscaled ×2 from 512×512 (Subtle: Real-ESRGAN)", "#1 of that grid"):
+        assert part in text, part
+    assert "http" not in text and len(text) < 2000
+    varied = recipe_content(Recipe(prompt="x" * 5000, model="m", sampler="s", steps=1, guidance=1, seed=1, width=8,
+                                   height=8, variation_strength=0.75))
+    assert "variation" in varied and "strength 0.75" in varied and len(varied) < 2000
