@@ -16,7 +16,8 @@ A click, answered within Discord's 3 seconds:
 3. read the parent job and image; refuse a job that failed, was cancelled or is gone, a tile out of range,
    an image no longer stored (ephemerally: no job, no charge);
 4. a job already made from this (message, button, member) is not made again: a double click makes one job;
-5. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
+5. the clicker's plan: refuse what it already shows would be refused (banned, no fast time, too many jobs);
+6. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
    with that message, and hand it to :mod:`bot.delivery` as /imagine does.
 """
 
@@ -32,6 +33,7 @@ import discord
 from discord.ext import commands
 from sqlalchemy.orm import Session
 
+from bot.accounts import load_account, precheck
 from bot.render import JobView, Recipe, job_detail, job_title, recipe_content
 from bot.submission import submit_jobs, token_expiry
 from db import jobs as jobs_db
@@ -49,7 +51,7 @@ from domain.actions import (
 )
 from domain.errors import DomainError
 from domain.prompt import canonical_prompt
-from domain.spec import MAX_SEED, JobKind, JobSpec, JobState, Lane, queue_name
+from domain.spec import MAX_SEED, JobKind, JobSpec, JobState, queue_name
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -178,8 +180,12 @@ class Buttons(commands.Cog):
             click.parent_spec, click.parent_kind, ref.action,
             source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset,
         )
+        # The clicker's plan and lane: refuse now what their account already shows would be refused.
+        account = await load_account(services, interaction)
+        estimate = services.plans.estimate_ms(spec, kind, preset)
+        [choice] = precheck(account, [estimate])
+        lane = choice.lane
         prompt = canonical_prompt(spec, services.catalog)
-        lane = Lane.FAST  # the member's lane: bot.submission settles it against their plan
         detail = job_detail(kind, image_number=click.image_number if ref.action.takes_tile else None,
                             upscale_mode=spec.upscale_mode, strength=spec.strength)
         title = job_title(JobView(job_id=0, user_id=interaction.user.id, kind=kind, state=JobState.QUEUED,
@@ -199,6 +205,7 @@ class Buttons(commands.Cog):
             guild_name=interaction.guild.name if interaction.guild else "",
             channel_id=interaction.channel_id,
             parent_image_id=click.lineage_image_id,
+            estimated_ms=estimate,
             interaction_id=interaction.id,
             interaction_token=interaction.token,
             token_expires_at=token_expiry(interaction.created_at),
@@ -206,7 +213,7 @@ class Buttons(commands.Cog):
             upload_limit=interaction.filesize_limit,
         )
         try:
-            [(job, created, _position)] = await submit_jobs(services, [new])
+            [(job, created, _position)] = await submit_jobs(services, [new], interaction, account=account)
         except Exception:
             await _delete_quietly(placeholder)
             raise

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot
 from db import jobs as jobs_db
+from db import plans as plans_db
 from db.models import Image as ImageRow
 from db.models import Job
 from domain.spec import JobKind, JobState
@@ -102,6 +103,7 @@ async def test_u2_posts_the_tile_upscaled_with_the_post_upscale_buttons(
     assert (child.kind, child.state, child.parent_image_id) == (JobKind.UPSCALE, JobState.SUCCEEDED, tile.id)
     assert (child.user_id, child.lane, child.message_id) == (fake.user.id, "fast", int(upscaled["id"]))
     assert child.upscale_method == "esrgan"
+    assert child.estimated_ms == 1000  # the tests' plans file: every tiny job costs 1 s, charged to the clicker
     [row] = await images(bot, child.id)
     assert (row.index, row.seed, row.storage_key) == (0, tile.seed, f"jobs/{child.id}/0.png")
 
@@ -158,6 +160,19 @@ async def test_a_double_click_makes_one_job(fake: FakeDiscord, bot: ImagineBot, 
     theirs = await result_of(await click(fake, grid, "V3", user=bob))
     assert f"<@{bob.id}>" in theirs["content"]
     assert (await job(bot, job_id_of(theirs))).user_id == bob.id
+
+
+async def test_a_click_the_clickers_plan_refuses_makes_no_job(
+    fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any]
+) -> None:
+    carol = fake.add_user("carol")
+    await bot.services.db.run(plans_db.ban, user_id=carol.id, by=None, reason="testing")
+    before = await bot.services.db.run(_count_jobs)
+    interaction = await click(fake, grid, "U1", user=carol)
+    note = await interaction.wait_followup()
+    assert note["flags"] & EPHEMERAL and "banned" in note["content"]
+    assert not [m for m in interaction.followups if not m["flags"] & EPHEMERAL]  # no job message
+    assert await bot.services.db.run(_count_jobs) == before
 
 
 def _add_finished_job(*, session: Session, user_id: int, state: JobState) -> int:
