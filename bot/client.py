@@ -18,7 +18,7 @@ __all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.account", "bot.cogs.admin")
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -71,10 +71,13 @@ class ImagineBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        log.error("command %r failed", interaction.command and interaction.command.name, exc_info=error)
+        name = interaction.command and interaction.command.qualified_name
         message = "Something went wrong on our side. Please try again in a moment."
-        if isinstance(error, app_commands.CheckFailure):
+        if isinstance(error, app_commands.CheckFailure):  # an expected refusal (bot.checks), not a fault
+            log.info("command %r refused for %s: %s", name, interaction.user.id, error)
             message = str(error) or "You can't use this command here."
+        else:
+            log.error("command %r failed", name, exc_info=error)
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(message, ephemeral=True)

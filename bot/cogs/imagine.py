@@ -9,12 +9,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.submission import submit_jobs, token_expiry
+from bot.accounts import load_account, parse_for_member, precheck
+from bot.submission import submit_jobs, token_expiry, withdraw
 from db.jobs import NewJob
 from domain.catalog import Catalog
-from domain.errors import PromptError
-from domain.prompt import MAX_INPUT_CHARS, PromptOptions, canonical_prompt, parse_prompt
-from domain.spec import MAX_SEED, JobKind, JobSpec, Lane, queue_name
+from domain.errors import PromptError, RefusedError
+from domain.prompt import MAX_INPUT_CHARS, PromptOptions, canonical_prompt
+from domain.spec import MAX_SEED, JobKind, JobSpec, queue_name
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -59,11 +60,18 @@ class Imagine(commands.Cog):
         negative: app_commands.Range[str, 1, 1000] | None = None,
         model: str | None = None,
     ) -> None:
-        catalog = self.bot.services.catalog
+        services = self.bot.services
+        catalog = services.catalog
         options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model)
         try:
-            parsed = parse_prompt(prompt, catalog, options)
-        except PromptError as error:
+            # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
+            account = await load_account(services, interaction)
+            precheck(account, [])
+            parsed = parse_for_member(prompt, catalog, options, account)
+            costs = [services.plans.estimate_ms(spec, JobKind.IMAGINE, catalog.get(spec.model))
+                     for spec in parsed.specs]
+            precheck(account, costs)
+        except (PromptError, RefusedError) as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
 
@@ -78,7 +86,7 @@ class Imagine(commands.Cog):
                 extra = await interaction.followup.send(_placeholder(spec, catalog), wait=True)
                 message_ids.append(extra.id)
 
-        lane = Lane.FAST
+        lane = account.lane
         new_jobs = [
             NewJob(
                 user_id=interaction.user.id,
@@ -96,11 +104,17 @@ class Imagine(commands.Cog):
                 interaction_token=interaction.token,
                 token_expires_at=token_expiry(interaction.created_at),
                 message_id=message_ids[index],
+                estimated_ms=costs[index],
                 upload_limit=interaction.filesize_limit,
             )
             for index, spec in enumerate(parsed.specs)
         ]
-        for job, _created, _position in await submit_jobs(self.bot.services, new_jobs):
+        try:
+            results = await submit_jobs(services, new_jobs, interaction, account=account)
+        except RefusedError as error:  # the submit transaction saw what the snapshot did not (a race)
+            await withdraw(interaction, message_ids[1:], str(error))
+            return
+        for job, _created, _position in results:
             self.bot.delivery.wake(job.id)
 
     @imagine.autocomplete("model")
