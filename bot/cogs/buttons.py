@@ -24,6 +24,7 @@ A click, answered within Discord's 3 seconds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ __all__ = ["Buttons"]
 log = logging.getLogger(__name__)
 
 ALREADY_CLICKED = "You already clicked that button; its job is below."
+SOMETHING_WRONG = "Something went wrong on our side. Please try again in a moment."
 #: Upscales followed back from an image to the grid it came from (the recipe); a guard, not a real limit.
 _MAX_LINEAGE = 32
 
@@ -151,18 +153,19 @@ class Buttons(commands.Cog):
         ref = button.ref
         if ref.action is Action.RECIPE:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            try:
-                text = await self._recipe(ref)
-            except ButtonError as error:
-                text = str(error)
-            await interaction.followup.send(text, ephemeral=True)
-            return
-
-        await interaction.response.defer()  # acknowledged; the job's own message follows
+        else:
+            await interaction.response.defer()  # acknowledged; the job's own message follows
         try:
-            await self._submit(interaction, ref)
+            if ref.action is Action.RECIPE:
+                await interaction.followup.send(await self._recipe(ref), ephemeral=True)
+            else:
+                await self._submit(interaction, ref)
         except DomainError as error:  # ButtonError, or a refusal by the member's plan
             await interaction.followup.send(str(error), ephemeral=True)
+        except Exception:
+            log.exception("click on %s by %s failed", ref.custom_id, interaction.user.id)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
 
     async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
         services = self.bot.services

@@ -176,8 +176,12 @@ async def test_a_click_the_clickers_plan_refuses_makes_no_job(
 
 
 def _add_finished_job(*, session: Session, user_id: int, state: JobState) -> int:
+    """A job row in a final state; a succeeded one has four image rows whose files are not in the store."""
     made, _ = jobs_db.submit(session=session, new=new_job(user_id))
     session.execute(update(Job).where(Job.id == made.id).values(state=state.value, delivered_state=state.value))
+    if state is JobState.SUCCEEDED:
+        session.add_all(ImageRow(job_id=made.id, index=n, seed=n, storage_key=f"jobs/{made.id}/gone-{n}.png",
+                                 width=64, height=64) for n in range(4))
     return made.id
 
 
@@ -198,6 +202,7 @@ async def test_bad_clicks_get_an_ephemeral_message_and_no_job(
     grid_id = job_id_of(grid)
     failed = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.FAILED)
     cancelled = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.CANCELLED)
+    unstored = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.SUCCEEDED)
     cases = {
         "job:abc:upscale:1": "isn't one I can use",
         f"job:{grid_id}:explode:1": "isn't one I can use",
@@ -208,6 +213,7 @@ async def test_bad_clicks_get_an_ephemeral_message_and_no_job(
         f"job:{grid_id}:upscale:7": "no image #7 in that grid; choose 1 to 4",
         f"job:{failed}:vary:2": "That job failed",
         f"job:{cancelled}:reroll": "That job was cancelled",
+        f"job:{unstored}:upscale:3": "no longer stored",
     }
     before = await bot.services.db.run(_count_jobs)
     for cid, says in cases.items():
