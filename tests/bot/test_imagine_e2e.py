@@ -20,7 +20,7 @@ def _has_grid(message: dict) -> bool:
 
 
 async def test_imagine_posts_a_grid_with_nine_buttons(fake: FakeDiscord, bot: ImagineBot) -> None:
-    interaction = await fake.slash_command("imagine", {"prompt": "a fox in the snow --seed 42"})
+    interaction = await fake.slash_command("imagine", {"prompt": "a fox in the snow --seed 42 --ar 2:1 --sref 123"})
     ack = await interaction.wait_ack()
     assert ack.type == 5  # deferred at once
     assert ack.delay < 3.0
@@ -33,9 +33,12 @@ async def test_imagine_posts_a_grid_with_nine_buttons(fake: FakeDiscord, bot: Im
     job = await bot.services.db.run(jobs_db.get, job_id=_job_id(message))
     assert job is not None
     assert grid.size == (2 * job.spec["width"], 2 * job.spec["height"])
+    assert grid.width > grid.height  # --ar 2:1
     labels = [b.get("label") or b.get("emoji", {}).get("name") for b in buttons(message)]
     assert labels == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
     assert "a fox in the snow" in message["content"] and "--seed 42" in message["content"]
+    assert "--ar 2:1" in message["content"]
+    assert any(line.startswith("-# ") and "--sref" in line for line in message["content"].splitlines())
     assert job.state == JobState.SUCCEEDED
     delivered = await eventually(lambda: bot.services.db.run(jobs_db.get, job_id=job.id),
                                  lambda j: j is not None and j.delivered_state == JobState.SUCCEEDED)
