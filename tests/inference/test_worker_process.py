@@ -22,7 +22,7 @@ from domain.spec import JobState
 from inference.celery_app import create_celery
 from inference.dispatch import publish, reap
 from inference.storage import open_store
-from tests.support.factories import new_job, spec
+from tests.support.factories import new_job, next_id, spec
 from tests.support.services import WorkerProcess, make_settings
 
 JOB_TIMEOUT = 120.0
@@ -134,3 +134,29 @@ def test_a_cancel_request_stops_a_running_job(
 
     job = wait_for(sessions, job_id, lambda j: j.state == JobState.CANCELLED, timeout=60)
     assert job.progress_step < 300
+
+
+def test_a_job_over_its_members_running_limit_waits_then_runs(
+    sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
+) -> None:
+    user = next_id()
+    with sessions() as session, session.begin():
+        first, _ = jobs_db.submit(session=session, new=new_job(user, spec=spec(width=64, height=64), max_running=1))
+        second, _ = jobs_db.submit(session=session, new=new_job(user, spec=spec(width=64, height=64), max_running=1))
+        # The member's first job is running on another machine: their plan allows one at a time.
+        running = jobs_db.claim(session=session, job_id=first.id, owner="elsewhere:1", stale_after=timedelta(minutes=1))
+        assert running is not None
+    publish(celery_app, second.id, "tiny.fast")
+
+    # The worker takes the message, finds the limit reached, and publishes it again (more than once).
+    held = f"job {second.id}: member at their running limit; published again shortly"
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while worker.output().count(held) < 2:
+        assert time.monotonic() < deadline, worker.output()[-3000:]
+        time.sleep(0.1)
+    assert job_row(sessions, second.id).state == JobState.QUEUED
+    with sessions() as session, session.begin():
+        jobs_db.finish(session=session, job_id=first.id, state=JobState.SUCCEEDED, owner="elsewhere:1", gpu_ms=10)
+
+    job = wait_for(sessions, second.id, lambda j: j.state == JobState.SUCCEEDED)
+    assert job.attempts == 1
