@@ -23,6 +23,7 @@ from domain.errors import BannedError, LimitError, PromptError
 from domain.lanes import LaneChoice, assign_lanes
 from domain.plans import PlanBook
 from domain.prompt import ParsedPrompt, PromptOptions, parse_prompt
+from domain.spec import Lane
 
 if TYPE_CHECKING:
     from bot.services import BotServices
@@ -88,12 +89,13 @@ def estimates(book: PlanBook, catalog: Catalog, new_jobs: Sequence[NewJob]) -> l
     return out
 
 
-def precheck(account: Account, costs: Sequence[int]) -> list[LaneChoice]:
+def precheck(account: Account, costs: Sequence[int], lane: Lane | None = None) -> list[LaneChoice]:
     """Refuse now what the account already shows would be refused (banned, no fast time left and no relax,
-    too many jobs in a lane). The submit transaction checks again, exactly."""
+    too many jobs in a lane). The submit transaction checks again, exactly. ``lane``: the lane the prompt
+    asked for (``--relax``), else the member's."""
     if account.banned:
         raise BannedError(account.user.ban_reason)
-    choices = assign_lanes(account.lane, account.plan, account.resolved.period, account.left_ms, costs)
+    choices = assign_lanes(lane or account.lane, account.plan, account.resolved.period, account.left_ms, costs)
     active = dict(account.active)
     for choice in choices:
         limit = account.plan.active_limit(choice.lane)

@@ -15,6 +15,7 @@ from db import jobs as jobs_db
 from db import submission as submission_db
 from db.models import Job
 from db.plans import Account, Requester
+from domain.spec import Lane
 from inference.dispatch import publish
 
 if TYPE_CHECKING:
@@ -40,14 +41,15 @@ async def submit_jobs(
     interaction: discord.Interaction[Any] | None = None,
     *,
     account: Account | None = None,
+    lane: Lane | None = None,
 ) -> list[tuple[Job, bool, int]]:
     """Insert the jobs of one member (idempotently) with their quota, and publish the new ones.
     Returns ``(job, created, position)`` for each.
 
     The member's plan comes from ``account`` (see :func:`bot.accounts.load_account`), else is loaded from
     ``interaction`` (their roles and entitlements), else from the database alone. Each job runs in the
-    member's lane (/fast, /relax, /turbo) as their plan and fast time allow (``NewJob.lane`` is replaced);
-    see ``db.submission``.
+    member's lane (/fast, /relax, /turbo), or in ``lane`` when the prompt asked for one (``--relax``), as
+    their plan and fast time allow (``NewJob.lane`` is replaced); see ``db.submission``.
 
     Raises :class:`~domain.errors.RefusedError` (banned, out of fast time, too many jobs): nothing was
     written. A publish that fails (Redis down) is logged, not raised: the job is committed and the reaper
@@ -59,7 +61,7 @@ async def submit_jobs(
         first = new_jobs[0]
         requester = None if interaction is not None else Requester(first.user_id, first.user_name, first.guild_id)
         account = await load_account(services, interaction, requester=requester)
-    new_jobs = [dataclasses.replace(new, lane=account.lane) for new in new_jobs]
+    new_jobs = [dataclasses.replace(new, lane=lane or account.lane) for new in new_jobs]
     results = await services.db.run(
         submission_db.submit_jobs,
         new_jobs=new_jobs,

@@ -131,10 +131,14 @@ PARAMS: tuple[Param, ...] = (
     Param("steps", "steps", Arity.VALUE, "--steps 40"),
     Param("cfg", "cfg", Arity.VALUE, "--cfg 7"),
     Param("sampler", "sampler", Arity.VALUE, "--sampler euler_a"),
+    # Where the job runs (not part of the spec: the lane is the queue, see domain.lanes).
+    Param("fast", "lane", Arity.FLAG, "--fast"),
+    Param("relax", "lane", Arity.FLAG, "--relax"),
+    Param("turbo", "lane", Arity.FLAG, "--turbo"),
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
-        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "fast", "relax",
-        "turbo", "draft", "video", "loop", "public", "stealth",
+        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "draft", "video", "loop",
+        "public", "stealth",
     ),
     *_ignored(
         Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",

@@ -50,7 +50,7 @@ from domain.params import (
     suggest,
 )
 from domain.permutations import escape_braces, expand_permutations
-from domain.spec import GRID_SIZE, MAX_SEED, JobSpec, image_seed
+from domain.spec import GRID_SIZE, MAX_SEED, JobSpec, Lane, image_seed
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -123,6 +123,8 @@ class ParsedPrompt:
     canonical: str
     canonicals: list[str] = field(default_factory=list)
     image_urls: list[str] = field(default_factory=list)
+    #: ``--fast``, ``--relax`` or ``--turbo`` in the prompt: the lane asked for these jobs (else the member's).
+    lane: Lane | None = None
 
 
 # 1. The raw text.
@@ -340,6 +342,8 @@ def _inline_setting(given: _Given, catalog: Catalog, reading: _Reading) -> Any:
     name, value = given.param.name, given.value
     if given.param.key == "tile":
         return True
+    if given.param.key == "lane":
+        return Lane(name)
     if given.param.key == "raw":
         if name == "raw" or (value or "").lower() == "raw":
             return True
@@ -482,6 +486,7 @@ class _Job:
     seed: int | None
     notes: list[str]
     image_urls: list[str]
+    lane: Lane | None = None
 
 
 def _resolve(
@@ -557,7 +562,7 @@ def _resolve(
         tile=settings.get("tile", False),
         raw=settings.get("raw", False),
     )
-    return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls)
+    return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
 
 
 def _count(number: int, noun: str) -> str:
@@ -641,6 +646,7 @@ def parse_prompt(
         canonical=canonicals[0],
         canonicals=canonicals,
         image_urls=_unique([url for job in jobs for url in job.image_urls]),
+        lane=next((job.lane for job in reversed(jobs) if job.lane is not None), None),
     )
 
 

@@ -70,7 +70,8 @@ class Imagine(commands.Cog):
             parsed = parse_for_member(prompt, catalog, options, account)
             costs = [services.plans.estimate_ms(spec, JobKind.IMAGINE, catalog.get(spec.model))
                      for spec in parsed.specs]
-            precheck(account, costs)
+            lane = parsed.lane or account.lane  # --relax / --fast / --turbo in the prompt win over /settings
+            precheck(account, costs, lane)
         except (PromptError, RefusedError) as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
@@ -86,7 +87,6 @@ class Imagine(commands.Cog):
                 extra = await interaction.followup.send(_placeholder(spec, catalog), wait=True)
                 message_ids.append(extra.id)
 
-        lane = account.lane
         new_jobs = [
             NewJob(
                 user_id=interaction.user.id,
@@ -110,7 +110,7 @@ class Imagine(commands.Cog):
             for index, spec in enumerate(parsed.specs)
         ]
         try:
-            results = await submit_jobs(services, new_jobs, interaction, account=account)
+            results = await submit_jobs(services, new_jobs, interaction, account=account, lane=lane)
         except RefusedError as error:  # the submit transaction saw what the snapshot did not (a race)
             await withdraw(interaction, message_ids[1:], str(error))
             return

@@ -181,3 +181,17 @@ async def test_settings_fill_in_what_the_prompt_leaves_out(fake: FakeDiscord, bo
     inline = await fake.slash_command("imagine", {"prompt": "a square anyway --ar 1:1 --seed 6"}, user=gina)
     message = await inline.wait_original(_has_grid, timeout=GRID_TIMEOUT)
     assert "--ar 16:9" not in message["content"]
+
+
+async def test_relax_in_the_prompt_runs_that_job_in_relax_and_charges_nothing(
+    fake: FakeDiscord, bot: ImagineBot
+) -> None:
+    dan = member(fake, "dan")
+    await grant(fake, dan, "tiny_relax")
+
+    interaction = await fake.slash_command("imagine", {"prompt": "a quiet harbour --relax --seed 3"}, user=dan)
+    message = await interaction.wait_original(_has_grid, timeout=GRID_TIMEOUT)
+
+    assert "(relax" in message["content"]
+    jobs = await eventually(lambda: bot.services.db.run(_jobs_of(dan.id)), lambda j: bool(j) and j[0][3] is not None)
+    assert jobs == [("relax", "succeeded", 0, 0)]

@@ -20,7 +20,7 @@ from domain.prompt import (
     parse_prompt,
     spec_json,
 )
-from domain.spec import JobSpec, image_seed
+from domain.spec import JobSpec, Lane, image_seed
 from tests.domain.prompt_catalog import make_catalog
 
 CATALOG = make_catalog()
@@ -251,9 +251,25 @@ def test_a_prompt_pasted_from_midjourney_runs() -> None:
     assert has(s, prompt="portrait of a woman, cinematic lighting", aspect="2:3", raw=True, model="sdxl")
     assert has(s, stylize=250, width=832, height=1280)
     assert parsed.notes == [
-        "Ignored Midjourney parameters this bot does not have: `--sref`, `--p`, `--cw`, `--turbo`.",
+        "Ignored Midjourney parameters this bot does not have: `--sref`, `--p`, `--cw`.",
         "Image prompts are not supported yet; ignored 1 image URL.",
     ]
+    assert parsed.lane is Lane.TURBO
+
+
+@pytest.mark.parametrize(("text", "lane"), [("a cat --relax", Lane.RELAX), ("a cat —fast", Lane.FAST),
+                                            ("a cat --TURBO", Lane.TURBO), ("a cat", None)])
+def test_lane_flags_choose_the_lane_and_stay_out_of_the_spec(text: str, lane: Lane | None) -> None:
+    parsed = parse(text)
+    assert parsed.lane is lane
+    assert parsed.notes == []
+    assert "--relax" not in parsed.canonical and "--fast" not in parsed.canonical
+
+
+def test_the_last_lane_flag_wins_with_a_note() -> None:
+    parsed = parse("a cat --fast --relax")
+    assert parsed.lane is Lane.RELAX
+    assert parsed.notes == ["`--relax` replaces the earlier `--fast`."]
 
 
 def test_other_styles_are_dropped_with_a_note() -> None:
