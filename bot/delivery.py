@@ -6,6 +6,12 @@ state is not yet on Discord is delivered. Edits are idempotent, so delivering tw
 
 Edits go through the interaction's webhook token while it lives (15 min). After that (or on error 50027)
 the final message is posted in the channel with the bot token, and later edits use that message.
+
+Progress edits are throttled per message (``PROGRESS_INTERVAL_S``, with a trailing edit so the latest state
+is shown), skipped when nothing shown would change, and attach the worker's latest preview
+(``progress.webp``) only when ``jobs.preview_key`` changed since the message's last edit. The final edit
+replaces the attachments with the result. Deliveries of one job run one at a time, in order, so a progress
+edit that read the job before it finished can never land on top of its final message.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import asyncio
 import contextlib
 import io
 import logging
+import math
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -30,6 +39,7 @@ from db.models import Image, Job
 from db.session import libpq_url
 from domain.spec import JobKind, JobState
 from inference.dispatch import reap
+from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -40,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Discord's default per-file upload limit, used when the interaction did not say.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+#: The name of the preview attached to a running job's message (plus the stored preview's suffix).
+PREVIEW_STEM = "progress"
 _RECONCILE_EVERY_S = 5.0
 _INVALID_WEBHOOK_TOKEN = 50027
 _UNKNOWN_WEBHOOK = 10015
@@ -89,6 +101,22 @@ def job_view(job: Job, position: int | None = None, *, detail: str = "") -> JobV
     )
 
 
+@dataclass
+class _JobLock:
+    """Serialises the deliveries of one job; dropped when nobody holds or waits for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What a running job's message shows since its last progress edit."""
+
+    content: str
+    preview_key: str | None
+
+
 class Delivery:
     """Listens for job events and keeps every job's Discord message up to date."""
 
@@ -97,8 +125,10 @@ class Delivery:
         self.services = bot.services
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._pending: set[int] = set()
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: dict[int, _JobLock] = {}
         self._last_edit: dict[int, float] = {}
+        self._shown: dict[int, _Shown] = {}
+        self._trailing: dict[int, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._sources: list[asyncio.Task[None]] = []
         self._workers = workers
@@ -121,6 +151,9 @@ class Delivery:
         """Stop listening, finish the deliveries already scheduled (up to ``drain_timeout``), then stop."""
         for task in self._sources:
             task.cancel()
+        for handle in self._trailing.values():
+            handle.cancel()
+        self._trailing.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), drain_timeout)
         for task in self._tasks:
@@ -136,6 +169,10 @@ class Delivery:
 
     async def wait_listening(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self._listening.wait(), timeout)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no delivery is scheduled or running (tests)."""
+        await asyncio.wait_for(self._drained(), timeout)
 
     def wake(self, job_id: int) -> None:
         """Schedule a delivery for this job (coalesced while one is pending)."""
@@ -200,23 +237,33 @@ class Delivery:
         while True:
             job_id = await self._queue.get()
             self._pending.discard(job_id)
-            lock = self._locks.setdefault(job_id, asyncio.Lock())
             self._busy += 1
             try:
-                async with lock:
-                    await self.deliver(job_id)
+                await self.deliver(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delivering job %s failed", job_id)
             finally:
                 self._busy -= 1
-                if not lock.locked():
-                    self._locks.pop(job_id, None)
 
     # -- delivery --------------------------------------------------------------------------------
 
     async def deliver(self, job_id: int) -> None:
+        """Show the job's current state on Discord. Deliveries of one job run one at a time, in the order
+        they were asked for: each reads the row afresh, so nothing read before the job finished is shown
+        after its final message."""
+        entry = self._locks.setdefault(job_id, _JobLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                await self._deliver(job_id)
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[job_id]
+
+    async def _deliver(self, job_id: int) -> None:
         loaded = await self.services.db.run(_load, job_id=job_id)
         if loaded is None:
             return
@@ -226,16 +273,55 @@ class Delivery:
             if job.delivered_state != job.state:
                 await self._deliver_final(job, images, detail)
             return
-        # Progress: throttled per message, skipped once the token is gone.
-        now = time.monotonic()
-        if now - self._last_edit.get(job.id, 0.0) < self.services.settings.progress_interval_s:
-            return
+        await self._deliver_progress(job, position, detail)
+
+    async def _deliver_progress(self, job: Job, position: int, detail: str) -> None:
+        """Edit a queued or running job's message: throttled per message, skipped once the token is gone
+        or when nothing shown would change; the preview is attached only when it is a new one."""
         if not self._token_alive(job) or job.message_id is None:
             return
-        self._last_edit[job.id] = now
+        wait = self._last_edit.get(job.id, -math.inf) + self.services.settings.progress_interval_s - time.monotonic()
+        if wait > 0:
+            # Too soon: come back when the interval is over, to show whatever is latest then.
+            if job.id not in self._trailing:
+                self._trailing[job.id] = asyncio.get_running_loop().call_later(wait, self._wake_trailing, job.id)
+            return
         content = job_content(job_view(job, position, detail=detail))
-        with contextlib.suppress(discord.HTTPException):
-            await self._webhook(job).edit_message(job.message_id, content=content)
+        shown = self._shown.get(job.id)
+        shown_preview = shown.preview_key if shown is not None else None
+        preview = None
+        if job.preview_key is not None and job.preview_key != shown_preview:
+            preview = await self._preview(job.preview_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT)
+        if preview is None and shown is not None and shown.content == content:
+            return
+        kwargs: dict[str, Any] = {"content": content}
+        if preview is not None:
+            kwargs["attachments"] = [preview]  # replaces the previous preview
+        self._last_edit[job.id] = time.monotonic()
+        try:
+            await self._webhook(job).edit_message(job.message_id, **kwargs)
+        except discord.HTTPException as exc:  # progress is cosmetic; the final edit will say it all
+            log.info("job %s: progress edit failed (%s)", job.id, exc)
+            return
+        self._shown[job.id] = _Shown(content, job.preview_key if preview is not None else shown_preview)
+
+    def _wake_trailing(self, job_id: int) -> None:
+        self._trailing.pop(job_id, None)
+        self.wake(job_id)
+
+    async def _preview(self, key: str, limit: int) -> discord.File | None:
+        """The stored preview as ``progress.<ext>``, or None when it is gone (the worker stored a newer one,
+        or the job ended) or cannot be read."""
+        try:
+            data = await asyncio.to_thread(self.services.store.get, key)
+        except ImageNotFoundError:
+            return None
+        except Exception:
+            log.warning("preview %s could not be read", key, exc_info=True)
+            return None
+        if len(data) > limit:
+            return None
+        return discord.File(io.BytesIO(data), filename=PREVIEW_STEM + PurePosixPath(key).suffix)
 
     async def _deliver_final(self, job: Job, images: list[Image], detail: str = "") -> None:
         view = job_view(job, detail=detail)
@@ -248,7 +334,15 @@ class Delivery:
             components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
-        self._last_edit.pop(job.id, None)
+        self._forget(job.id)
+
+    def _forget(self, job_id: int) -> None:
+        """Drop what progress edits remembered of a job whose final state is shown."""
+        self._last_edit.pop(job_id, None)
+        self._shown.pop(job_id, None)
+        handle = self._trailing.pop(job_id, None)
+        if handle is not None:
+            handle.cancel()
 
     async def _show(
         self, job: Job, content: str, files: list[discord.File], view: discord.ui.View | None

@@ -81,6 +81,8 @@ def job_content(view: JobView) -> str:
         if view.progress_total:
             percent = int(100 * view.progress_step / view.progress_total)
             status = f"({percent}%) ({view.lane})"
+        elif view.kind is JobKind.UPSCALE:  # Real-ESRGAN and Lanczos have no steps to count
+            status = f"(Upscaling…) ({view.lane})"
         else:
             status = f"(Starting…) ({view.lane})"
     elif view.state is JobState.SUCCEEDED:

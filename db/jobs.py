@@ -262,6 +262,7 @@ def finish(
             result_key=result_key,
             error=error,
             upscale_method=upscale_method,
+            preview_key=None,  # the worker deletes its last preview: the result replaces it
             finished_at=func.now(),
         )
         .returning(Job.id)

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 #: Progress is written to the database at most this often.
 PROGRESS_EVERY_S = 1.0
+#: WebP settings of a stored preview: small (a few KB at 512 px) and quick to encode (a few ms).
+PREVIEW_WEBP: dict[str, Any] = {"format": "WEBP", "quality": 75, "method": 0}
 #: How long a finished job keeps trying to record its result while the database is unreachable.
 FINISH_RETRY_S = 120.0
 
@@ -67,11 +69,18 @@ class _Heartbeat(threading.Thread):
 
 
 class _Progress:
-    """The step callback: records progress (and a preview) at most every PROGRESS_EVERY_S."""
+    """The step callback: records progress (and a preview) at most every PROGRESS_EVERY_S.
+
+    Each preview is stored as WebP under a new key (``jobs/<id>/preview-<step>.webp``) so the bot can tell
+    a new one from the one it last showed; the previous one is deleted once the row names the new one, and
+    the last one when the job ends (:meth:`discard`). Previews are cosmetic: a failure to store one is
+    logged and the job goes on.
+    """
 
     def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat) -> None:
         self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
         self.last = 0.0
+        self.preview_key: str | None = None
 
     def want_preview(self, step: int) -> bool:
         return time.monotonic() - self.last >= PROGRESS_EVERY_S
@@ -81,10 +90,7 @@ class _Progress:
         if now - self.last < PROGRESS_EVERY_S and step < total:
             return
         self.last = now
-        preview_key = None
-        if preview is not None:
-            preview_key = f"jobs/{self.job_id}/preview.png"
-            self.ctx.store.put(preview_key, _png(preview), "image/png")
+        preview_key = self._store_preview(step, preview) if preview is not None else None
         try:
             with self.ctx.sessions() as session, session.begin():
                 alive = jobs_db.record_progress(
@@ -94,9 +100,37 @@ class _Progress:
                 jobs_db.notify(session=session, job_id=self.job_id)
         except DBAPIError:  # the database is briefly away: progress is cosmetic, the GPU work goes on
             log.warning("job %s: could not record progress", self.job_id, exc_info=True)
+            self._delete(preview_key)
             return
+        if preview_key is not None:
+            self._delete(self.preview_key)
+            self.preview_key = preview_key
         if not alive:
             self.heartbeat.cancelled.set()
+
+    def _store_preview(self, step: int, preview: Image) -> str | None:
+        key = f"jobs/{self.job_id}/preview-{step}.webp"
+        try:
+            buffer = io.BytesIO()
+            preview.convert("RGB").save(buffer, **PREVIEW_WEBP)
+            self.ctx.store.put(key, buffer.getvalue(), "image/webp")
+        except Exception:
+            log.warning("job %s: could not store a preview", self.job_id, exc_info=True)
+            return None
+        return key
+
+    def _delete(self, key: str | None) -> None:
+        if key is None:
+            return
+        try:
+            self.ctx.store.delete(key)
+        except Exception:
+            log.warning("job %s: could not delete preview %s", self.job_id, key, exc_info=True)
+
+    def discard(self) -> None:
+        """Delete the last preview (the job has ended; its message shows the result now)."""
+        self._delete(self.preview_key)
+        self.preview_key = None
 
     def should_cancel(self) -> bool:
         return self.heartbeat.cancelled.is_set()
@@ -154,7 +188,11 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     finally:
         heartbeat.stop_event.set()
 
-    if not _finish(ctx, job_id, state, fields):
+    try:
+        finished = _finish(ctx, job_id, state, fields)
+    finally:
+        progress.discard()
+    if not finished:
         log.warning("job %s: lost the claim before finishing; result dropped", job_id)
         return None
     log.info("job %s: %s (%s ms)", job_id, state.value, fields.get("gpu_ms"))
@@ -212,6 +250,7 @@ def _render(
             upscaled = upscale_image(
                 cache, preset, _source_image(ctx, spec), factor=spec.upscale_factor or UPSCALE_FACTOR,
                 mode=spec.upscale_mode or preset.upscale, spec=spec, should_cancel=progress.should_cancel,
+                on_step=progress,
             )
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")

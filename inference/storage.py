@@ -1,6 +1,6 @@
 """The image store: where rendered images live. Job rows hold keys, never image bytes.
 
-    ImageStore           the interface: put / get / exists / url_for
+    ImageStore           the interface: put / get / exists / delete / url_for
     ├── LocalImageStore  a folder on disk (``file://`` URLs and plain paths); the default
     ├── S3ImageStore     an S3-compatible bucket (AWS, MinIO, R2, ...); needs boto3, which is not a dependency
     └── MemoryImageStore a dict, for tests
@@ -79,6 +79,9 @@ class ImageStore(Protocol):
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds an image."""
 
+    def delete(self, key: str) -> None:
+        """Remove the image under ``key``, if there is one (a missing key is not an error)."""
+
     def url_for(self, key: str) -> str | None:
         """A URL Discord can fetch the image from, or ``None`` when the store has no public URL (then
         upload the bytes)."""
@@ -122,6 +125,9 @@ class LocalImageStore:
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
 
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
     def url_for(self, key: str) -> str | None:
         check_key(key)
         return None
@@ -145,6 +151,9 @@ class MemoryImageStore:
 
     def exists(self, key: str) -> bool:
         return check_key(key) in self.objects
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(check_key(key), None)
 
     def url_for(self, key: str) -> str | None:
         check_key(key)
@@ -196,6 +205,9 @@ class S3ImageStore:
                 return False
             raise
         return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))  # S3: no error when missing
 
     def url_for(self, key: str) -> str | None:
         object_key = self.object_key(key)

@@ -11,7 +11,8 @@ Both are one batch through a shared diffusers pipeline, in the same steps:
 
 A step callback (:class:`StepCallback`) runs after every denoising step: it raises :class:`JobCancelled`
 when ``should_cancel()`` says so, ends the run early for ``--stop``, and reports progress with an optional
-TAESD preview of the four images.
+TAESD preview of the four images (none when the preset names no TAESD; a preview that fails to load or
+decode is logged and skipped, never failing the job).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def render_grid(
         on_step=on_step,
         want_preview=want_preview,
         should_cancel=should_cancel,
-        preview_decoder=cache.preview_decoder(preset) if want_preview is not None else None,
+        preview_decoder=_preview_decoder(cache, preset) if want_preview is not None else None,
     )
     images, gpu_ms = run_pipeline(
         cache,
@@ -193,7 +194,7 @@ def render_variations(
         on_step=on_step,
         want_preview=want_preview,
         should_cancel=should_cancel,
-        preview_decoder=cache.preview_decoder(preset) if want_preview is not None else None,
+        preview_decoder=_preview_decoder(cache, preset) if want_preview is not None else None,
     )
     init = source.convert("RGB")
     images, gpu_ms = run_pipeline(
@@ -209,6 +210,16 @@ def render_variations(
         **conditioning.as_kwargs(),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def _preview_decoder(cache: PipelineCache, preset: ModelPreset) -> Any | None:
+    """``preset``'s TAESD, or ``None`` when it has none or it cannot be loaded (previews are cosmetic)."""
+    try:
+        return cache.preview_decoder(preset)
+    except Exception:
+        log.warning("model %s: the preview decoder %r could not be loaded; no previews", preset.name,
+                    preset.preview, exc_info=True)
+        return None
 
 
 def img2img_steps(steps: int, strength: float) -> int:
@@ -249,7 +260,8 @@ class StepCallback:
         Checked after every step; when it returns true, :class:`JobCancelled` is raised at once from inside
         the loop, so not even the final VAE decode runs (``pipe._interrupt`` alone would still decode).
     preview_decoder:
-        TAESD (``AutoencoderTiny``) for previews; without one, ``on_step`` always gets ``None``.
+        TAESD (``AutoencoderTiny``) for previews; without one, ``on_step`` always gets ``None``. A decode
+        that raises is logged, and the run goes on without previews.
     """
 
     def __init__(
@@ -266,6 +278,7 @@ class StepCallback:
         self.want_preview = want_preview
         self.should_cancel = should_cancel
         self.preview_decoder = preview_decoder
+        self.previews_failed = False
         self.steps_run = 0
 
     def steps_to_run(self, scheduled: int) -> int:
@@ -290,8 +303,12 @@ class StepCallback:
         if self.on_step is not None:
             preview = None
             wanted = self.want_preview is not None and self.want_preview(self.steps_run)
-            if wanted and self.preview_decoder is not None:
-                preview = self._preview(pipe, self._estimate(pipe, tensors["latents"]))
+            if wanted and self.preview_decoder is not None and not self.previews_failed:
+                try:
+                    preview = self._preview(pipe, self._estimate(pipe, tensors["latents"]))
+                except Exception:  # a preview is cosmetic: never fail the job for one
+                    log.warning("preview decode failed; going on without previews", exc_info=True)
+                    self.previews_failed = True
             self.on_step(self.steps_run, total, preview)
         return outputs
 

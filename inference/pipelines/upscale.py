@@ -27,7 +27,7 @@ from domain.spec import JobSpec
 from inference.errors import JobCancelled
 from inference.pipelines.cache import PipelineCache
 from inference.pipelines.conditioning import encode_conditioning
-from inference.pipelines.render import ShouldCancel, StepCallback, img2img_steps, run_pipeline
+from inference.pipelines.render import OnStep, ShouldCancel, StepCallback, img2img_steps, run_pipeline
 from inference.pipelines.timing import GpuTimer
 from inference.schedulers import make_scheduler
 
@@ -55,6 +55,7 @@ def upscale_image(
     mode: str = "subtle",
     spec: JobSpec | None = None,
     should_cancel: ShouldCancel | None = None,
+    on_step: OnStep | None = None,
 ) -> UpscaleResult:
     """``image`` enlarged ``factor`` times in each side.
 
@@ -73,6 +74,9 @@ def upscale_image(
         ``strength`` (default :data:`CREATIVE_STRENGTH`).
     should_cancel:
         For ``creative``: checked after every denoising step (raises :class:`JobCancelled`).
+    on_step:
+        For ``creative``: ``(step, total, None)`` after every denoising step (no previews). The other
+        methods have no steps to report.
     """
     if mode not in UPSCALE_MODES:
         raise ValueError(f"mode must be one of {', '.join(UPSCALE_MODES)}, got {mode!r}")
@@ -84,7 +88,7 @@ def upscale_image(
     if mode == "creative":
         if spec is None:
             raise ValueError("a creative upscale needs the job spec (its prompt and seed)")
-        return _creative(cache, preset, spec, lanczos(image, size), should_cancel)
+        return _creative(cache, preset, spec, lanczos(image, size), should_cancel, on_step)
 
     model = cache.upscaler(preset)
     if model is None:
@@ -119,6 +123,7 @@ def _creative(
     spec: JobSpec,
     enlarged: Image.Image,
     should_cancel: ShouldCancel | None,
+    on_step: OnStep | None = None,
 ) -> UpscaleResult:
     """img2img over the enlarged image, one image seeded ``spec.seed``."""
     if should_cancel is not None and should_cancel():
@@ -129,7 +134,7 @@ def _creative(
     pipe = cache.image_to_image(preset)
     pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
     conditioning = encode_conditioning(pipe, preset.family, spec, [spec.seed])
-    callback = StepCallback(should_cancel=should_cancel)
+    callback = StepCallback(should_cancel=should_cancel, on_step=on_step)
     large = enlarged.width * enlarged.height > preset.pixel_budget
     with _vae_tiling(pipe.vae, large):
         images, gpu_ms = run_pipeline(

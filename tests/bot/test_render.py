@@ -18,6 +18,10 @@ def test_each_state_reads_like_midjourney() -> None:
     assert "position 3 in the queue" in job_content(view(position=2))
     assert job_content(view(state=JobState.RUNNING)).endswith("(Starting…) (fast)")
     assert job_content(view(state=JobState.RUNNING, progress_step=5, progress_total=20)).endswith("(25%) (fast)")
+    # An upscale without steps (Real-ESRGAN, Lanczos) says what it does; a creative one counts its steps.
+    assert job_content(view(kind=JobKind.UPSCALE, state=JobState.RUNNING)).endswith("(Upscaling…) (fast)")
+    assert job_content(view(kind=JobKind.UPSCALE, state=JobState.RUNNING, progress_step=3,
+                            progress_total=4)).endswith("(75%) (fast)")
     assert job_content(view(state=JobState.SUCCEEDED, gpu_ms=2345)).endswith("(fast, 2.3s)")
     assert job_content(view(state=JobState.CANCELLED)).endswith("(cancelled)")
     failed = job_content(view(state=JobState.FAILED, error="The GPU ran out of memory."))

@@ -40,8 +40,10 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_on_start(
     finally:
         await database.dispose()
     assert finished is not None
-    assert not fake.files(fake.messages[finished.message_id])
+    shown = fake.messages[finished.message_id]
+    assert not buttons(shown) and "grid.png" not in [f.filename for f in fake.files(shown)]  # a preview at most
 
     async with running_bot(bot_settings, fake):
         message = await interaction.wait_original(lambda m: bool(m.get("files")) and bool(buttons(m)), timeout=60)
     assert "delivered after a restart" in message["content"]
+    assert [f.filename for f in fake.files(message)] == ["grid.png"]  # the result replaced any preview

@@ -68,6 +68,30 @@ def test_on_step_reports_each_step_and_previews_on_request(
     assert same_images(result, baseline)  # progress and previews do not change the picture
 
 
+def test_a_preview_that_fails_is_skipped_and_the_job_goes_on(
+    cache: PipelineCache, preset: ModelPreset, spec: JobSpec, baseline: RenderResult,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class BrokenDecoder:
+        device, dtype = torch.device("cpu"), torch.float32
+
+        def decode(self, latents: torch.Tensor) -> None:
+            raise RuntimeError("out of memory")
+
+    def missing_decoder(preset: ModelPreset) -> None:
+        raise OSError("no TAESD at ./tiny-taesd")
+
+    previews: list[Image.Image | None] = []
+    monkeypatch.setattr(cache, "preview_decoder", lambda preset: BrokenDecoder())
+    decoded_badly = render_grid(cache, preset, spec, on_step=lambda s, t, p: previews.append(p),
+                                want_preview=lambda step: True)
+    monkeypatch.setattr(cache, "preview_decoder", missing_decoder)
+    not_loaded = render_grid(cache, preset, spec, on_step=lambda s, t, p: previews.append(p),
+                             want_preview=lambda step: True)
+    assert previews == [None] * (2 * spec.steps)  # progress still reported, without previews
+    assert same_images(decoded_badly, baseline) and same_images(not_loaded, baseline)
+
+
 def test_should_cancel_stops_the_run(
     cache: PipelineCache, preset: ModelPreset, spec: JobSpec, baseline: RenderResult
 ) -> None:

@@ -81,12 +81,21 @@ def test_without_upscaler_weights_the_runner_falls_back_to_lanczos_faithfully(
     assert difference.mean() < 4 and difference.max() <= 32  # noise tiles: the hardest round trip
 
 
-def test_a_creative_upscale_job_redraws_with_the_model(
+def test_a_creative_upscale_job_redraws_with_the_model_and_reports_its_steps(
     cache: PipelineCache, preset: ModelPreset, spec: JobSpec, tile: Image.Image
 ) -> None:
-    state, fields = run(context(cache, preset, tile), JobKind.UPSCALE, upscale_spec(spec, "creative"))
+    steps: list[tuple[int, int]] = []
+
+    class Recording(_Progress):
+        def __call__(self, step: int, total: int, preview: Image.Image | None) -> None:
+            steps.append((step, total))
+
+    ctx = context(cache, preset, tile)
+    state, fields = _render(ctx, 9, JobKind.UPSCALE, upscale_spec(spec, "creative"), Recording())  # type: ignore[arg-type]
     assert (state, fields["upscale_method"]) == (JobState.SUCCEEDED, "creative")
     assert fields["images"][0]["width"] == 128
+    total = steps[-1][1]
+    assert steps == [(n, total) for n in range(1, total + 1)]  # the message can show a percentage
 
 
 def test_a_vary_job_draws_four_variations_at_the_spec_size(

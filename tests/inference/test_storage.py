@@ -44,6 +44,11 @@ def test_local_round_trip(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "images/jobs/42").iterdir()] == ["grid.png"]  # no temp files left
     with pytest.raises(ImageNotFoundError, match=r"jobs/42/u1\.png"):
         store.get("jobs/42/u1.png")
+    store.delete("jobs/42/grid.png")
+    store.delete("jobs/42/grid.png")  # deleting what is not there is fine
+    assert not store.exists("jobs/42/grid.png")
+    with pytest.raises(ValueError):
+        store.delete("../grid.png")
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
@@ -98,6 +103,9 @@ class FakeS3:
         if (Bucket, Key) not in self.objects:
             raise self.NotFound()
 
+    def delete_object(self, *, Bucket: str, Key: str) -> None:
+        self.objects.pop((Bucket, Key), None)  # S3 answers 204 for a missing key too
+
 
 def test_s3_store_with_a_fake_client() -> None:
     client = FakeS3()
@@ -111,6 +119,8 @@ def test_s3_store_with_a_fake_client() -> None:
         store.get("jobs/2/grid.png")
     with pytest.raises(ValueError):
         store.put("../grid.png", b"", "image/png")
+    store.delete("jobs/1/grid.png")
+    assert client.objects == {}
 
 
 def test_memory_store() -> None:
@@ -119,3 +129,6 @@ def test_memory_store() -> None:
     assert store.get("a/b.png") == b"1" and store.url_for("a/b.png") == "https://img.example/a/b.png"
     with pytest.raises(ImageNotFoundError):
         store.get("a/c.png")
+    store.delete("a/b.png")
+    store.delete("a/c.png")
+    assert not store.exists("a/b.png")

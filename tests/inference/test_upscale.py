@@ -52,6 +52,13 @@ def test_creative_upscale_redraws_at_the_new_size(
     assert not cache.image_to_image(preset).vae.use_tiling
 
 
+def test_creative_upscale_reports_its_steps(cache: PipelineCache, preset: ModelPreset, spec: JobSpec) -> None:
+    steps: list[tuple[int, int, Image.Image | None]] = []
+    upscale_image(cache, preset, Image.new("RGB", (64, 64), "white"), mode="creative",
+                  spec=spec.replace(steps=4, strength=0.5), on_step=lambda *call: steps.append(call))
+    assert steps == [(1, 2, None), (2, 2, None)]  # int(4 * 0.5) steps run; no previews
+
+
 def test_creative_upscale_of_a_large_image_tiles_the_vae_and_restores_it(
     cache: PipelineCache, preset: ModelPreset, spec: JobSpec
 ) -> None:
