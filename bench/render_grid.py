@@ -1,0 +1,825 @@
+"""Seconds per 4-image grid through the worker's own inference path, with random full-size weights.
+
+For each model family (SD 1.5 at 512 px, SDXL at 1024 px) the bench
+
+1. writes a random-weight pipeline built from the published full-size configs (UNet, VAE, CLIP text
+   encoders; the tokenizer is the tiny byte-level one of ``inference.tiny``: tokenizing costs nothing)
+   into a temp dir with ``save_pretrained``; ``--tiny`` writes ``inference.tiny.write_tiny_model``'s
+   models instead (a CPU smoke test, not a speed figure);
+2. loads it back through :class:`inference.pipelines.PipelineCache` (timed), as a worker does: bf16 on
+   CUDA, float32 on the CPU;
+3. renders grids with :func:`inference.pipelines.render_grid`, exactly what a job runs: 4 images in one
+   batch, classifier-free guidance, the configured sampler, PIL images out. One warm-up grid, then
+   ``--runs`` timed ones (median, p90, images/s, peak GPU memory);
+4. repeats that for variants side by side on the same loaded pipeline: ``channels_last`` UNet and VAE,
+   ``batch1x4`` (the four images as four one-image jobs), and with ``--compile`` a ``torch.compile``d UNet;
+5. counts the FLOPs of one grid with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device
+   (one UNet forward and one VAE decode per image at the bench's size, multiplied out) and reports the
+   achieved TFLOP/s as a share of the bf16 limit (790 TFLOP/s, an H100/H200's measured matrix rate).
+
+Weights are random, so the pictures are noise; the compute is that of the real models.
+
+    python bench/render_grid.py --models sd15,sdxl --runs 5 --json render.json --budget-s 480
+    python bench/render_grid.py --tiny --steps 2 --runs 1 --device cpu     # smoke test, not a speed claim
+    python bench/render_grid.py --flops-only                               # params and FLOPs, no weights
+
+docs/benchmarks.md says what each number means and how to run this on a lent GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from domain.catalog import FAMILIES, SCHEDULERS, ModelPreset
+from domain.spec import GRID_SIZE, JobSpec, image_seed
+from inference.pipelines import PipelineCache, render_grid
+
+#: bf16 dense matrix rate measured on the lent H100 and H200 (8192³ products, random data), TFLOP/s.
+PEAK_TFLOPS_BF16 = 790.0
+#: UNet parameters of the real checkpoints, in millions: the full-size configs must give exactly these.
+PUBLISHED_UNET_PARAMS_M = {"sd15": 859.52, "sdxl": 2567.46}
+PROMPT = "a red fox in fresh snow at golden hour, 35mm photograph"
+SEED = 1234
+GUIDANCE = 7.0
+#: Side of the tiny models' pictures (their models file's width and height).
+TINY_SIDE = 128
+#: Variants in the order they run; "compile" only with --compile.
+VARIANTS = ("default", "channels_last", "batch1x4", "compile")
+VARIANT_DESCRIPTIONS = {
+    "default": "what the worker runs: one batch of 4, SDPA attention, default memory format",
+    "channels_last": "UNet and VAE in channels_last memory format",
+    "batch1x4": "the 4 images as 4 one-image jobs, one after another",
+    "compile": "UNet wrapped in torch.compile (compile time is in warmup_s)",
+}
+#: Rough compile time of the full-size SD 1.5 UNet, scaled by parameters for others (a guess, for the budget).
+COMPILE_GUESS_S = 90.0
+
+
+# -- full-size configs (public facts: the published models' config.json files) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyConfig:
+    """Constructor arguments of one family's modules: ``UNet2DConditionModel``, ``AutoencoderKL``,
+    ``CLIPTextConfig`` of the first text encoder and, for SDXL, of the second (with projection)."""
+
+    unet: dict[str, Any]
+    vae: dict[str, Any]
+    text: dict[str, Any]
+    text_2: dict[str, Any] | None = None
+
+
+_VAE = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "latent_channels": 4,
+}
+_CLIP_L = {
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
+_CLIP_BIG_G = {
+    "vocab_size": 49408,
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 20,
+    "num_hidden_layers": 32,
+    "max_position_embeddings": 77,
+    "hidden_act": "gelu",
+    "projection_dim": 1280,
+}
+
+FULL_SIZE: dict[str, FamilyConfig] = {
+    "sd15": FamilyConfig(
+        unet={
+            "sample_size": 64,
+            "in_channels": 4,
+            "out_channels": 4,
+            "layers_per_block": 2,
+            "block_out_channels": (320, 640, 1280, 1280),
+            "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            "cross_attention_dim": 768,
+            "attention_head_dim": 8,
+        },
+        vae={**_VAE, "sample_size": 512, "scaling_factor": 0.18215},
+        text=_CLIP_L,
+    ),
+    "sdxl": FamilyConfig(
+        unet={
+            "sample_size": 128,
+            "in_channels": 4,
+            "out_channels": 4,
+            "layers_per_block": 2,
+            "block_out_channels": (320, 640, 1280),
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            "attention_head_dim": (5, 10, 20),
+            "transformer_layers_per_block": (1, 2, 10),
+            "cross_attention_dim": 2048,
+            "use_linear_projection": True,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 256,
+            "projection_class_embeddings_input_dim": 2816,
+        },
+        vae={**_VAE, "sample_size": 1024, "scaling_factor": 0.13025},
+        text=_CLIP_L,
+        text_2=_CLIP_BIG_G,
+    ),
+}
+
+
+def build_components(family: str, config: FamilyConfig, *, device: str | torch.device,
+                     token_ids: dict[str, int] | None = None) -> dict[str, torch.nn.Module]:
+    """The UNet, VAE and text encoder(s) of ``config``, random weights, created on ``device``
+    (``"meta"``: shapes only, no memory). ``token_ids``: bos/eos/pad ids of the tokenizer they go with."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    ids: dict[str, Any] = {f"{name}_token_id": value for name, value in (token_ids or {}).items()}
+    with torch.device(device):
+        parts: dict[str, Any] = {
+            "unet": UNet2DConditionModel(**config.unet),
+            "vae": AutoencoderKL(**config.vae),
+            "text_encoder": CLIPTextModel(CLIPTextConfig(**config.text, **ids)),
+        }
+        if family == "sdxl":
+            if config.text_2 is None:
+                raise ValueError("an sdxl FamilyConfig needs text_2 (the second text encoder)")
+            parts["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**config.text_2, **ids))
+    return parts
+
+
+def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, device: str | torch.device,
+                          dtype: torch.dtype, seed: int = 0) -> Path:
+    """Build ``config``'s modules with random weights on ``device``, cast them to ``dtype`` and
+    ``save_pretrained`` the whole pipeline into ``folder``; returns ``folder``."""
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    # The tiny byte-level CLIP tokenizer of inference.tiny: the text encoders read 77 token ids whatever
+    # the vocabulary, so tokenizing is not what is measured.
+    from inference.tiny import _tokenizer, _write_tokenizer_files
+
+    tokenizer_files = folder.parent / f"{folder.name}-tokenizer-files"
+    _write_tokenizer_files(tokenizer_files)
+    tokenizer = _tokenizer(tokenizer_files)
+    token_ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
+    torch.manual_seed(seed)
+    parts = build_components(family, config, device=device, token_ids=token_ids)
+    for module in parts.values():
+        module.to(dtype)
+    # The SD 1.5 / SDXL noise schedule; each job installs its own sampler from this config.
+    scheduler = DPMSolverMultistepScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        steps_offset=1, timestep_spacing="leading",
+    )
+    pipe: Any
+    if family == "sdxl":
+        pipe = StableDiffusionXLPipeline(
+            **parts, tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=scheduler, add_watermarker=False
+        )
+    else:
+        pipe = StableDiffusionPipeline(
+            **parts, tokenizer=tokenizer, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    pipe.save_pretrained(folder)
+    shutil.rmtree(tokenizer_files)
+    return folder
+
+
+def meta_components_from_folder(family: str, folder: Path) -> dict[str, torch.nn.Module]:
+    """The modules of a saved pipeline, rebuilt from its configs on the meta device (no weights)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    with torch.device("meta"):
+        parts: dict[str, torch.nn.Module] = {
+            "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
+            "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+            "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
+        }
+        if family == "sdxl":
+            parts["text_encoder_2"] = CLIPTextModelWithProjection(
+                CLIPTextConfig.from_pretrained(folder / "text_encoder_2")
+            )
+    return parts
+
+
+# -- FLOPs ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Flops:
+    """FLOPs of one grid: ``steps`` UNet forwards of ``2 * images`` samples (classifier-free guidance),
+    then one VAE decode per image. Text encoding (under 0.1 TFLOP a prompt) is left out."""
+
+    unet_forward_per_image: float
+    vae_decode_per_image: float
+    steps: int
+    images: int
+    source: str = "torch.utils.flop_counter.FlopCounterMode on the meta device, at the bench's size"
+
+    @property
+    def grid(self) -> float:
+        return self.steps * 2 * self.images * self.unet_forward_per_image + self.images * self.vae_decode_per_image
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "grid": self.grid}
+
+
+def count_flops(family: str, parts: dict[str, torch.nn.Module], *, width: int, height: int, steps: int,
+                images: int) -> Flops:
+    """Count one UNet forward and one VAE decode of one image with ``FlopCounterMode``; ``parts`` may
+    (and for full-size models should) live on the meta device."""
+    unet: Any = parts["unet"]
+    vae: Any = parts["vae"]
+    ucfg, vcfg = unet.config, vae.config
+    factor = 2 ** (len(vcfg.block_out_channels) - 1)
+    device = next(unet.parameters()).device
+    with torch.no_grad(), torch.device(device):
+        sample = torch.zeros(1, ucfg.in_channels, height // factor, width // factor)
+        context = torch.zeros(1, 77, ucfg.cross_attention_dim)
+        extra: dict[str, Any] = {}
+        if family == "sdxl":
+            text_dim = ucfg.projection_class_embeddings_input_dim - 6 * ucfg.addition_time_embed_dim
+            extra["added_cond_kwargs"] = {"text_embeds": torch.zeros(1, text_dim), "time_ids": torch.zeros(1, 6)}
+        with FlopCounterMode(display=False) as counter:
+            unet(sample, torch.tensor([999]), context, **extra)
+        unet_flops = counter.get_total_flops()
+        latents = torch.zeros(1, vcfg.latent_channels, height // factor, width // factor)
+        with FlopCounterMode(display=False) as counter:
+            vae.decode(latents)
+        vae_flops = counter.get_total_flops()
+    return Flops(float(unet_flops), float(vae_flops), steps, images)
+
+
+def count_params(parts: dict[str, torch.nn.Module]) -> dict[str, int]:
+    return {name: sum(p.numel() for p in module.parameters()) for name, module in parts.items()}
+
+
+# -- results -------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class VariantResult:
+    """One variant's grids. Seconds are wall clock around ``render_grid`` (prompt encoding, denoising,
+    VAE decode, PIL conversion); ``gpu_s`` is the part the worker bills (``RenderResult.gpu_ms``)."""
+
+    name: str
+    description: str
+    warmup_s: float | None = None
+    runs_s: list[float] = field(default_factory=list)
+    gpu_s: list[float] = field(default_factory=list)
+    median_s: float | None = None
+    p90_s: float | None = None
+    images_per_s: float | None = None
+    #: median_s / the default variant's median_s (above 1: slower than the worker's way).
+    vs_default: float | None = None
+    achieved_tflops: float | None = None
+    share_of_peak: float | None = None
+    #: torch.cuda.max_memory_allocated during the variant (weights included), GiB; None on the CPU.
+    peak_gib: float | None = None
+    #: Why it did not run, or ran fewer grids than asked (budget, error).
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class ModelResult:
+    name: str
+    family: str
+    weights: str
+    width: int
+    height: int
+    params: dict[str, int] = field(default_factory=dict)
+    unet_params_m: float | None = None
+    flops: dict[str, Any] = field(default_factory=dict)
+    #: The grid's FLOPs at the peak rate: no grid can be faster (seconds).
+    floor_s: float | None = None
+    build_s: float | None = None
+    disk_gib: float | None = None
+    load_s: float | None = None
+    #: torch.cuda.memory_allocated right after loading, GiB.
+    weights_gib: float | None = None
+    attention: str | None = None
+    variants: list[VariantResult] = field(default_factory=list)
+    note: str | None = None
+
+
+def p90(values: list[float]) -> float:
+    """Nearest-rank 90th percentile: with fewer than 10 values, the largest."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- timing --------------------------------------------------------------------------------------------
+
+
+class Budget:
+    """Seconds left of ``--budget-s`` (unlimited when ``None``), and a deadline per model."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = time.monotonic()
+        self.model_deadline = math.inf
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        total = math.inf if self.seconds is None else self.seconds - self.elapsed()
+        return min(total, self.model_deadline - time.monotonic())
+
+    def allows(self, estimate_s: float) -> bool:
+        return estimate_s <= self.left()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(device: torch.device, grid: Callable[[], int]) -> tuple[float, int]:
+    """Wall seconds of ``grid()`` (the device drained before and after) and the GPU ms it returned."""
+    _sync(device)
+    start = time.perf_counter()
+    gpu_ms = grid()
+    _sync(device)
+    return time.perf_counter() - start, gpu_ms
+
+
+@contextmanager
+def _channels_last(pipe: Any) -> Iterator[None]:
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.vae.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        pipe.unet.to(memory_format=torch.contiguous_format)
+        pipe.vae.to(memory_format=torch.contiguous_format)
+
+
+@contextmanager
+def _compiled(pipe: Any, mode: str) -> Iterator[None]:
+    original = pipe.unet
+    pipe.unet = torch.compile(original, mode=mode)
+    try:
+        yield
+    finally:
+        pipe.unet = original
+
+
+def measure_variant(name: str, *, grid: Callable[[], int], setup: AbstractContextManager[Any], device: torch.device,
+                    runs: int, warmup: int, images: int, budget: Budget, estimate_s: float | None,
+                    extra_s: float = 0.0) -> VariantResult:
+    """Warm up, then time up to ``runs`` grids, stopping early when the next one would overrun the budget.
+    ``estimate_s`` (seconds per grid, ``None``: unknown) plus ``extra_s`` decide whether it starts at all."""
+    result = VariantResult(name, VARIANT_DESCRIPTIONS[name])
+    if estimate_s is not None and not budget.allows(extra_s + (warmup + 1) * estimate_s):
+        result.note = f"skipped: needs about {extra_s + (warmup + 1) * estimate_s:.0f} s, {budget.left():.0f} s left"
+        _log(f"  {name}: {result.note}")
+        return result
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        with setup:
+            warm = [_timed(device, grid)[0] for _ in range(warmup)]
+            result.warmup_s = sum(warm) if warm else None
+            for index in range(runs):
+                if index > 0 and not budget.allows(result.runs_s[-1]):
+                    result.note = f"stopped after {index} of {runs} runs: budget"
+                    break
+                seconds, gpu_ms = _timed(device, grid)
+                result.runs_s.append(seconds)
+                result.gpu_s.append(gpu_ms / 1000)
+    except Exception as exc:  # one variant failing must not lose the rest of a one-shot GPU run
+        result.note = f"error: {type(exc).__name__}: {exc}"
+        _log(f"  {name}: {result.note}")
+    if result.runs_s:
+        result.median_s = statistics.median(result.runs_s)
+        result.p90_s = p90(result.runs_s)
+        result.images_per_s = images / result.median_s
+    if device.type == "cuda":
+        result.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
+    _log(f"  {name}: warm-up {result.warmup_s or 0:.2f} s, runs " + " ".join(f"{s:.3f}" for s in result.runs_s))
+    return result
+
+
+# -- one model -----------------------------------------------------------------------------------------
+
+
+def _side(family: str, args: argparse.Namespace) -> int:
+    return TINY_SIDE if args.tiny else args.size or FAMILIES[family]
+
+
+def _disk_gib(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**30
+
+
+def _write_model(family: str, folder: Path, *, tiny: bool, device: torch.device, dtype: torch.dtype) -> Path:
+    """Write ``family``'s random-weight pipeline under ``folder``; returns the pipeline's own folder."""
+    if tiny:
+        from inference.tiny import write_tiny_model
+
+        write_tiny_model(folder, sdxl=family == "sdxl")
+        return folder / ("tiny-sdxl" if family == "sdxl" else "tiny-sd")
+    return write_random_pipeline(family, folder / "pipeline", config=FULL_SIZE[family], device=device, dtype=dtype)
+
+
+def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, folder: Path,
+                on_progress: Callable[[], None]) -> None:
+    """Write, load and time ``result.family``, filling in ``result`` as it goes; ``on_progress()`` after
+    each step (saves the report so far: a run killed midway keeps what it measured)."""
+    family, side, images = result.family, result.width, GRID_SIZE
+    cache = PipelineCache(device=args.device)
+    device, dtype = cache.device, cache.dtype
+    peak = _peak_tflops(args, device)
+
+    # 1. Write the random-weight pipeline
+    _log(f"{family}: writing {result.weights} weights ({dtype}) ...")
+    start = time.perf_counter()
+    source = _write_model(family, folder, tiny=args.tiny, device=device, dtype=dtype)
+    result.build_s = time.perf_counter() - start
+    result.disk_gib = _disk_gib(source)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    # 2. Parameters and FLOPs, from the saved configs, on the meta device
+    parts = meta_components_from_folder(family, source)
+    result.params = count_params(parts)
+    result.unet_params_m = round(result.params["unet"] / 1e6, 2)
+    flops = count_flops(family, parts, width=side, height=side, steps=args.steps, images=images)
+    result.flops = flops.as_dict()
+    if peak:
+        result.floor_s = flops.grid / (peak * 1e12)
+    on_progress()
+
+    # 3. Load through the worker's cache
+    preset = ModelPreset(
+        name=family, source=str(source), family=family, width=side, height=side, steps=args.steps,
+        guidance=GUIDANCE, scheduler=args.sampler,
+    )
+    _log(f"{family}: loading on {device} ...")
+    _sync(device)
+    start = time.perf_counter()
+    pipe = cache.text_to_image(preset)
+    _sync(device)
+    result.load_s = time.perf_counter() - start
+    if device.type == "cuda":
+        result.weights_gib = torch.cuda.memory_allocated(device) / 2**30
+    result.attention = ", ".join(sorted({type(p).__name__ for p in pipe.unet.attn_processors.values()}))
+    on_progress()
+
+    # 4. The variants, default first
+    spec = JobSpec(
+        prompt=PROMPT, model=family, width=side, height=side, seed=SEED, steps=args.steps,
+        guidance_scale=GUIDANCE, images=images,
+    )
+    singles = [spec.replace(images=1, seed=image_seed(SEED, i)) for i in range(images)]
+
+    def batched() -> int:
+        return render_grid(cache, preset, spec).gpu_ms
+
+    def one_by_one() -> int:
+        return sum(render_grid(cache, preset, single).gpu_ms for single in singles)
+
+    default_s: float | None = None
+    for name in args.variants:
+        setup: AbstractContextManager[Any] = nullcontext()
+        grid, estimate, extra = batched, default_s, 0.0
+        if name == "channels_last":
+            setup = _channels_last(pipe)
+        elif name == "batch1x4":
+            grid = one_by_one
+            estimate = None if default_s is None else 2 * default_s
+        elif name == "compile":
+            setup = _compiled(pipe, args.compile_mode)
+            extra = COMPILE_GUESS_S * result.params["unet"] / (PUBLISHED_UNET_PARAMS_M["sd15"] * 1e6)
+        variant = measure_variant(
+            name, grid=grid, setup=setup, device=device, runs=args.runs, warmup=args.warmup, images=images,
+            budget=budget, estimate_s=estimate, extra_s=extra,
+        )
+        if name == "default":
+            default_s = variant.median_s
+        if variant.median_s is not None:
+            variant.vs_default = variant.median_s / default_s if default_s else None
+            variant.achieved_tflops = flops.grid / variant.median_s / 1e12
+            variant.share_of_peak = variant.achieved_tflops / peak if peak else None
+        result.variants.append(variant)
+        on_progress()
+
+
+# -- the whole run -------------------------------------------------------------------------------------
+
+
+def _peak_tflops(args: argparse.Namespace, device: torch.device) -> float | None:
+    if args.peak_tflops is not None:
+        return float(args.peak_tflops)
+    return PEAK_TFLOPS_BF16 if device.type == "cuda" else None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "cuda": str(torch.version.cuda),
+    }
+
+
+Counts = dict[str, tuple[dict[str, int], Flops]]
+
+
+def full_size_counts(families: list[str], *, size: int | None, steps: int) -> Counts:
+    """Params and grid FLOPs of the full-size configs, built on the meta device (no weights; seconds)."""
+    counts: Counts = {}
+    for family in families:
+        parts = build_components(family, FULL_SIZE[family], device="meta")
+        side = size or FAMILIES[family]
+        flops = count_flops(family, parts, width=side, height=side, steps=steps, images=GRID_SIZE)
+        counts[family] = (count_params(parts), flops)
+    return counts
+
+
+def _model_share(family: str, remaining: list[str], counts: Counts) -> float:
+    """Share of the budget left that ``family`` may spend: in proportion to its grid FLOPs among the models
+    still to run, but at least half an equal share (so SD 1.5 before SDXL gets a quarter)."""
+    total = sum(counts[f][1].grid for f in remaining)
+    return max(counts[family][1].grid / total, 1 / (2 * len(remaining)))
+
+
+def _estimate_model(previous: ModelResult, family: str, counts: Counts) -> float:
+    """Seconds ``family`` needs at least (write, load, warm-up and one grid of the default variant), scaled
+    from the model before it: write and load by parameters, grids by FLOPs."""
+    before_params, before_flops = counts[previous.family]
+    params, flops = counts[family]
+    param_ratio = sum(params.values()) / sum(before_params.values())
+    flop_ratio = flops.grid / before_flops.grid
+    default = next((v for v in previous.variants if v.name == "default"), None)
+    grid_s = default.median_s if default is not None and default.median_s else 0.0
+    return ((previous.build_s or 0) + (previous.load_s or 0)) * param_ratio + 2 * grid_s * flop_ratio
+
+
+def flop_text(flops: float) -> str:
+    """``1.6646e15`` -> ``"1,664.6 TFLOP"``, ``8.03e11`` -> ``"0.803 TFLOP"``; tiny models' counts in GFLOP."""
+    value, unit = (flops / 1e12, "TFLOP") if flops >= 1e11 else (flops / 1e9, "GFLOP")
+    return f"{value:,.{3 if value < 10 else 1}f} {unit}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    peak = report["peak_tflops"]
+    print(f"render_grid on {report['device']} ({report['dtype']}); torch {report['versions']['torch']}, "
+          f"diffusers {report['versions']['diffusers']}; {report['steps']} steps, {GRID_SIZE} images, CFG "
+          f"{GUIDANCE}, {report['sampler']}" + (" [TINY MODELS: not a speed claim]" if report["tiny"] else ""))
+    for model in report["models"]:
+        f = model["flops"]
+        line = (f"{model['name']} {model['width']}x{model['height']}: UNet {model['unet_params_m']}M params; grid "
+                f"{flop_text(f['grid'])} (UNet {flop_text(f['unet_forward_per_image'])}/image-forward, "
+                f"VAE decode {flop_text(f['vae_decode_per_image'])}/image)")
+        if model["floor_s"] is not None:
+            line += f", floor {model['floor_s']:.3f} s at {peak:g} TFLOP/s"
+        line += (f"; write {model['build_s'] or 0:.1f} s ({model['disk_gib'] or 0:.2f} GiB), "
+                 f"load {model['load_s'] or 0:.1f} s")
+        if model["weights_gib"] is not None:
+            line += f", {model['weights_gib']:.2f} GiB on the GPU"
+        print(line + (f"; attention {model['attention']}" if model["attention"] else ""))
+    print(f"{'model':<6} {'variant':<14} {'warm-up s':>9} {'median s':>9} {'p90 s':>8} {'img/s':>7} "
+          f"{'vs default':>10} {'TFLOP/s':>8} {'of peak':>8} {'peak GiB':>8}")
+
+    def cell(value: float | None, spec: str, width: int) -> str:
+        return f"{value:>{width}{spec}}" if value is not None else f"{'–':>{width}}"
+
+    for model in report["models"]:
+        for v in model["variants"]:
+            share = None if v["share_of_peak"] is None else 100 * v["share_of_peak"]
+            print(f"{model['name']:<6} {v['name']:<14} {cell(v['warmup_s'], '.3f', 9)} "
+                  f"{cell(v['median_s'], '.3f', 9)} {cell(v['p90_s'], '.3f', 8)} {cell(v['images_per_s'], '.2f', 7)} "
+                  f"{cell(v['vs_default'], '.2f', 10)} {cell(v['achieved_tflops'], '.3g', 8)} "
+                  f"{cell(share, '.1f', 7)}{'%' if share is not None else ' '} {cell(v['peak_gib'], '.2f', 8)}")
+    notes = [f"{m['name']}: {m['note']}" for m in report["models"] if m["note"]]
+    notes += [f"{m['name']} {v['name']}: {v['note']}" for m in report["models"] for v in m["variants"] if v["note"]]
+    notes += report["notes"]
+    for note in notes:
+        print(f"note: {note}")
+    budget = f" of a {report['budget_s']:g} s budget" if report["budget_s"] else ""
+    print(f"total {report['elapsed_s']:.1f} s{budget}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="render_grid.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--models", default="sd15,sdxl",
+                        help="comma-separated families to run, in order (default: sd15,sdxl)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="use inference.tiny's tiny random models at 128 px instead of full-size ones "
+                             "(a CPU smoke test)")
+    parser.add_argument("--steps", type=int, default=30, help="denoising steps per grid (default: 30)")
+    parser.add_argument("--runs", type=int, default=5, help="timed grids per variant, after the warm-up (default: 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed grids before them (default: 1)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="square side in pixels (default: 512 for sd15, 1024 for sdxl; 128 with --tiny)")
+    parser.add_argument("--sampler", choices=SCHEDULERS, default="dpmpp_2m_karras",
+                        help="the models file's scheduler for the bench's presets (default: dpmpp_2m_karras)")
+    parser.add_argument("--variants", default="default,channels_last,batch1x4",
+                        help="comma-separated, from default, channels_last, batch1x4 (default: all three); "
+                             "default always runs first")
+    parser.add_argument("--compile", action="store_true", help="also run the torch.compile variant (slow to compile)")
+    parser.add_argument("--compile-mode", default="default",
+                        help="torch.compile mode for --compile (default: default; e.g. max-autotune-no-cudagraphs)")
+    parser.add_argument("--device", default=None,
+                        help="torch device (default: the worker's choice, the first CUDA GPU, else the CPU)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help=f"the limit for 'of peak' (default: {PEAK_TFLOPS_BF16:g} on CUDA, the bf16 matrix rate "
+                             "measured on an H100/H200; none on the CPU)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="end the whole run within this many seconds: variants, runs and models that would "
+                             "not fit are skipped with a note (a single step already running is not cut short)")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here (also after every step)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to write the random weights (default: a temp dir; SDXL takes ~7 GB in bf16)")
+    parser.add_argument("--flops-only", action="store_true",
+                        help="only count params and FLOPs of the full-size configs on the meta device (no weights)")
+    args = parser.parse_args(argv)
+
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for family in args.models:
+        if family not in FAMILIES:
+            parser.error(f"--models: {family!r} is not one of {', '.join(FAMILIES)}")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for variant in variants:
+        if variant not in VARIANTS or variant == "compile":
+            parser.error(f"--variants: {variant!r} is not one of default, channels_last, batch1x4 (compile: --compile)")
+    args.variants = [v for v in VARIANTS if v == "default" or v in variants or (v == "compile" and args.compile)]
+    for name in ("steps", "runs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must not be negative, got {args.warmup}")
+    if args.size is not None and (args.size <= 0 or args.size % 8):
+        parser.error(f"--size must be a positive multiple of 8, got {args.size}")
+    return args
+
+
+def run_flops_only(args: argparse.Namespace) -> int:
+    """``--flops-only``: params and FLOPs of the full-size configs on the meta device."""
+    models: dict[str, dict[str, Any]] = {}
+    for family, (params, flops) in full_size_counts(args.models, size=args.size, steps=args.steps).items():
+        floor_s = flops.grid / (PEAK_TFLOPS_BF16 * 1e12)
+        models[family] = {
+            "params": params,
+            "unet_params_m": round(params["unet"] / 1e6, 2),
+            "published_unet_params_m": PUBLISHED_UNET_PARAMS_M[family],
+            "flops": flops.as_dict(),
+            "floor_s": floor_s,
+        }
+        print(f"{family} {args.size or FAMILIES[family]} px: params "
+              + ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in params.items())
+              + f"; UNet {flop_text(flops.unet_forward_per_image)}/image-forward, VAE decode "
+              f"{flop_text(flops.vae_decode_per_image)}/image; {args.steps}-step grid {flop_text(flops.grid)} "
+              f"= {floor_s:.3f} s at {PEAK_TFLOPS_BF16:g} TFLOP/s")
+    if args.json:
+        report = {"bench": "render_grid", "flops_only": True, "steps": args.steps, "images": GRID_SIZE,
+                  "peak_tflops": PEAK_TFLOPS_BF16, "models": models}
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Every model in ``args.models``, in order, within ``args.budget_s``; 1 when any step failed."""
+    budget = Budget(args.budget_s)
+    device = PipelineCache(device=args.device).device
+    if device.type == "cpu" and not args.tiny:
+        print("full-size models on the CPU would take hours a grid (and ~14 GB of memory for SDXL): "
+              "run on a GPU, or pass --tiny for a smoke test", file=sys.stderr)
+        return 2
+    counts = full_size_counts(args.models, size=args.size, steps=args.steps)  # for the budget's shares
+    report: dict[str, Any] = {
+        "bench": "render_grid",
+        "device": device_name(device),
+        "device_type": device.type,
+        "dtype": str(PipelineCache(device=device).dtype).removeprefix("torch."),
+        "versions": _versions(),
+        "command": sys.argv,
+        "tiny": args.tiny,
+        "steps": args.steps,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "images": GRID_SIZE,
+        "guidance": GUIDANCE,
+        "sampler": args.sampler,
+        "peak_tflops": _peak_tflops(args, device),
+        "budget_s": args.budget_s,
+        "elapsed_s": 0.0,
+        "models": [],
+        "notes": [],
+    }
+    _log(f"render_grid on {report['device']} ({report['dtype']}), budget {args.budget_s or 'none'}")
+    results: list[ModelResult] = []
+
+    def save() -> None:
+        report["models"] = [asdict(r) for r in results]
+        report["elapsed_s"] = budget.elapsed()
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+
+    root = Path(tempfile.mkdtemp(prefix="render-grid-bench-", dir=args.workdir))
+    previous: ModelResult | None = None
+    try:
+        for index, family in enumerate(args.models):
+            budget.model_deadline = math.inf
+            if previous is not None and budget.seconds is not None:
+                estimate = _estimate_model(previous, family, counts)
+                if not budget.allows(estimate):
+                    report["notes"].append(f"{family} skipped: needs about {estimate:.0f} s, "
+                                           f"{budget.left():.0f} s left of the budget")
+                    _log(f"{family}: skipped (budget)")
+                    continue
+            if budget.seconds is not None:
+                share = _model_share(family, args.models[index:], counts)
+                budget.model_deadline = time.monotonic() + budget.left() * share
+            side = _side(family, args)
+            weights = "tiny (inference.tiny)" if args.tiny else "random, full-size configs"
+            result = ModelResult(name=family, family=family, weights=weights, width=side, height=side)
+            results.append(result)
+            try:
+                bench_model(result, args, budget, root / family, on_progress=save)
+            except Exception as exc:  # e.g. out of memory writing SDXL: keep the figures of the others
+                result.note = f"error: {type(exc).__name__}: {exc}"
+                _log(f"{family}: {result.note}")
+            finally:
+                shutil.rmtree(root / family, ignore_errors=True)
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            previous = result if result.load_s is not None else previous
+            save()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    save()
+    print_table(report)
+    errors = [r.note for r in results if r.note] + [v.note for r in results for v in r.variants if v.note]
+    return 1 if any(note.startswith("error") for note in errors if note) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", message="invalid value encountered in cast")  # random weights: NaN pixels
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library_logging in (diffusers_logging, transformers_logging):
+        library_logging.set_verbosity_error()
+        library_logging.disable_progress_bar()
+    return run_flops_only(args) if args.flops_only else run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
