@@ -31,7 +31,7 @@ from domain.spec import JobSpec, image_seed
 from inference.errors import JobCancelled
 from inference.grid import compose_grid
 from inference.pipelines.cache import PipelineCache
-from inference.pipelines.conditioning import encode_conditioning
+from inference.pipelines.conditioning import Conditioning, encode_conditioning
 from inference.pipelines.seamless import seamless
 from inference.pipelines.timing import GpuTimer
 from inference.schedulers import make_scheduler
@@ -123,22 +123,11 @@ def render_grid(
     if should_cancel is not None and should_cancel():
         raise JobCancelled(0)
 
-    # 2. A fresh scheduler for this job's sampler
+    # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.text_to_image(preset)
-    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
-
-    # 3. Encode the prompt
-    seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
-    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
 
     # 4-5. Denoise and decode
-    callback = StepCallback(
-        stop=spec.stop,
-        on_step=on_step,
-        want_preview=want_preview,
-        should_cancel=should_cancel,
-        preview_decoder=_preview_decoder(cache, preset) if want_preview is not None else None,
-    )
     images, gpu_ms = run_pipeline(
         cache,
         pipe,
@@ -180,22 +169,11 @@ def render_variations(
     if should_cancel is not None and should_cancel():
         raise JobCancelled(0)
 
-    # 2. A fresh scheduler for this job's sampler
+    # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.image_to_image(preset)
-    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
-
-    # 3. Encode the prompt
-    seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
-    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
 
     # 4-5. Denoise and decode
-    callback = StepCallback(
-        stop=spec.stop,
-        on_step=on_step,
-        want_preview=want_preview,
-        should_cancel=should_cancel,
-        preview_decoder=_preview_decoder(cache, preset) if want_preview is not None else None,
-    )
     init = source.convert("RGB")
     images, gpu_ms = run_pipeline(
         cache,
@@ -210,6 +188,30 @@ def render_variations(
         **conditioning.as_kwargs(),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def _prepare(
+    cache: PipelineCache,
+    pipe: Any,
+    preset: ModelPreset,
+    spec: JobSpec,
+    on_step: OnStep | None,
+    want_preview: WantPreview | None,
+    should_cancel: ShouldCancel | None,
+) -> tuple[list[int], Conditioning, StepCallback]:
+    """What both kinds of render need before denoising: a fresh scheduler on ``pipe`` for the job's
+    sampler, the per-image seeds, the encoded prompt, and the step callback."""
+    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
+    seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
+    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+    callback = StepCallback(
+        stop=spec.stop,
+        on_step=on_step,
+        want_preview=want_preview,
+        should_cancel=should_cancel,
+        preview_decoder=_preview_decoder(cache, preset) if want_preview is not None else None,
+    )
+    return seeds, conditioning, callback
 
 
 def _preview_decoder(cache: PipelineCache, preset: ModelPreset) -> Any | None:
