@@ -19,7 +19,7 @@ from domain.actions import Action, ButtonError, ButtonRef
 if TYPE_CHECKING:
     from bot.client import ImagineBot
 
-__all__ = ["Action", "JobButton", "grid_view", "upscale_view"]
+__all__ = ["Action", "JobButton", "cancel_view", "grid_view", "upscale_view"]
 
 TEMPLATE = re.compile(r"job:.*", re.DOTALL)
 
@@ -61,6 +61,13 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
 
     async def callback(self, interaction: discord.Interaction[ImagineBot]) -> None:  # type: ignore[override]
         await interaction.client.handle_job_button(interaction, self)
+
+
+def cancel_view(job_id: int) -> discord.ui.View:
+    """Under a queued or running job: its member may cancel it (the final message replaces the view)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton(ButtonRef(job_id, Action.CANCEL), label="Cancel", style=discord.ButtonStyle.danger))
+    return view
 
 
 def grid_view(job_id: int) -> discord.ui.View:

@@ -8,10 +8,11 @@ Edits go through the interaction's webhook token while it lives (15 min). After 
 the final message is posted in the channel with the bot token, and later edits use that message.
 
 Progress edits are throttled per message (``PROGRESS_INTERVAL_S``, with a trailing edit so the latest state
-is shown), skipped when nothing shown would change, and attach the worker's latest preview
-(``progress.webp``) only when ``jobs.preview_key`` changed since the message's last edit. The final edit
-replaces the attachments with the result. Deliveries of one job run one at a time, in order, so a progress
-edit that read the job before it finished can never land on top of its final message.
+is shown), skipped when nothing shown would change, carry the Cancel button, and attach the worker's latest
+preview (``progress.webp``) only when ``jobs.preview_key`` changed since the message's last edit. The final
+edit replaces the attachments with the result and the view with the result's buttons (or none).
+Deliveries of one job run one at a time, in order, so a progress edit that read the job before it finished
+can never land on top of its final message.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import psycopg
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from bot.components import grid_view, upscale_view
+from bot.components import cancel_view, grid_view, upscale_view
 from bot.render import JobView, job_content, job_detail
 from db import jobs as jobs_db
 from db.models import Image, Job
@@ -294,7 +295,7 @@ class Delivery:
             preview = await self._preview(job.preview_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT)
         if preview is None and shown is not None and shown.content == content:
             return
-        kwargs: dict[str, Any] = {"content": content}
+        kwargs: dict[str, Any] = {"content": content, "view": cancel_view(job.id)}
         if preview is not None:
             kwargs["attachments"] = [preview]  # replaces the previous preview
         self._last_edit[job.id] = time.monotonic()
@@ -348,9 +349,8 @@ class Delivery:
         self, job: Job, content: str, files: list[discord.File], view: discord.ui.View | None
     ) -> int | None:
         """Edit the job's message through its token, or post a new one with the bot token."""
-        kwargs: dict[str, Any] = {"content": content, "attachments": files}
-        if view is not None:
-            kwargs["view"] = view
+        # No view (a failed or cancelled job) removes the Cancel button its progress edits showed.
+        kwargs: dict[str, Any] = {"content": content, "attachments": files, "view": view}
         if self._token_alive(job) and job.message_id is not None:
             try:
                 message = await self._webhook(job).edit_message(job.message_id, **kwargs)

@@ -35,6 +35,7 @@ __all__ = [
     "owner_of",
     "queue_position",
     "record_progress",
+    "request_cancel",
     "requeue",
     "stale",
     "submit",
@@ -276,6 +277,36 @@ def finish(
     # Charge the GPU time (or refund the reservation) in the same transaction, once.
     quota.settle(session=session, job=job)
     return job
+
+
+def request_cancel(*, session: Session, job_id: int) -> JobState | None:
+    """Cancel a job for its member: a queued one at once, a running one at its worker's next step.
+
+    A queued job becomes cancelled here, and its reservation is refunded in the same transaction. A running
+    job gets ``cancel_requested``: its worker notices it (step callback or heartbeat), stops the pipeline and
+    finishes the job as cancelled, which refunds it then. Returns ``CANCELLED`` (done now), ``RUNNING`` (asked;
+    the worker will stop it), or None when the job has already ended or does not exist. Each is one
+    conditional UPDATE, so a cancel racing a claim or a finish is applied at most once.
+    """
+    queued = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
+        .values(state=JobState.CANCELLED.value, cancel_requested=True, owner=None, preview_key=None,
+                finished_at=func.now())
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    if queued is not None:
+        job = session.get_one(Job, queued)
+        session.refresh(job)
+        quota.settle(session=session, job=job)
+        return JobState.CANCELLED
+    running = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING.value)
+        .values(cancel_requested=True)
+        .returning(Job.id)
+    ).scalar_one_or_none()
+    return JobState.RUNNING if running is not None else None
 
 
 def held_back(*, session: Session, job_id: int) -> bool:

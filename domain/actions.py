@@ -14,6 +14,7 @@ the custom_id back with :meth:`ButtonRef.parse`, finds the parent job and the im
     upscale_subtle    an upscaled image       upscale      ×2 with Real-ESRGAN (Lanczos when none is configured)
     upscale_creative  an upscaled image       upscale      ×2, redrawn by the model at low strength
     recipe            an upscaled image       (none)       answered at once with the settings of the image
+    cancel            a queued or running job (none)       its owner stops it; the fast time held is refunded
 
 Strengths: img2img re-runs ``strength`` of the denoising schedule from the source image. At 0.75 the
 composition and colours stay and the details are redrawn freely (Midjourney's "Vary (Strong)"); at 0.35 only
@@ -41,6 +42,7 @@ __all__ = [
     "ButtonError",
     "ButtonRef",
     "SourceImage",
+    "check_cancel",
     "check_parent",
     "child_spec",
     "source_index",
@@ -70,6 +72,7 @@ class Action(StrEnum):
     UPSCALE_SUBTLE = "upscale_subtle"
     UPSCALE_CREATIVE = "upscale_creative"
     RECIPE = "recipe"
+    CANCEL = "cancel"
 
     @property
     def takes_tile(self) -> bool:
@@ -98,6 +101,7 @@ class ButtonError(DomainError):
 NOT_OURS = "That button isn't one I can use. Use the buttons under a finished image."
 JOB_GONE = "That image no longer exists, so its buttons don't work any more."
 IMAGE_GONE = "That image is no longer stored, so it can't be upscaled or varied. Run /imagine again."
+ALREADY_FINISHED = "This job has already finished."
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,14 @@ def check_parent(state: JobState) -> None:
         raise ButtonError("That job was cancelled, so there is no image to work from. Run /imagine again.")
     if not state.is_terminal:
         raise ButtonError("That job hasn't finished yet. Wait for its images, then try again.")
+
+
+def check_cancel(*, owner_id: int, user_id: int, state: JobState) -> None:
+    """Refuse a Cancel click by anyone but the job's owner, or on a job that has already ended."""
+    if user_id != owner_id:
+        raise ButtonError(f"Only <@{owner_id}> can cancel this job.")
+    if state.is_terminal:
+        raise ButtonError(ALREADY_FINISHED)
 
 
 def source_index(ref: ButtonRef, parent_kind: JobKind, image_count: int) -> int:
@@ -194,7 +206,7 @@ def child_spec(
     parent_kind:
         That job's kind (a reroll of a variation grid varies the same source again).
     action:
-        What the button does; :attr:`Action.RECIPE` makes no job (:class:`ValueError`).
+        What the button does; :attr:`Action.RECIPE` and :attr:`Action.CANCEL` make no job (:class:`ValueError`).
     source:
         The image the action works on (see :func:`source_index`).
     new_seed:

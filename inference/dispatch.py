@@ -47,6 +47,10 @@ def reap(
     failed: list[int] = []
     with sessions() as session, session.begin():
         for job in jobs_db.stale(session=session, queued_for=queued_for, heartbeat_for=heartbeat_for):
+            if job.cancel_requested:  # its member cancelled it and its worker is gone: end it here, refunded
+                if jobs_db.finish(session=session, job_id=job.id, state=JobState.CANCELLED, owner=None) is not None:
+                    jobs_db.notify(session=session, job_id=job.id)
+                continue
             if job.attempts >= max_attempts:
                 done = jobs_db.finish(
                     session=session,

@@ -7,7 +7,9 @@ submits the child and posts its message.
 Who may click: anyone who can see the message. The job is the clicker's: it is queued in their lane,
 charged to their plan, and its message mentions them. (Midjourney lets only the author use their buttons;
 on a self-hosted server building on each other's images is the point, and nobody can spend another
-member's time this way.) The recipe answers only the clicker.
+member's time this way.) The recipe answers only the clicker. Cancel, under a queued or running job, is
+the one button only the job's own member may use: a queued job is cancelled at once and refunded, a running
+one stops at its worker's next step (then refunded); its message then says "(cancelled)", with no buttons.
 
 A click, answered within Discord's 3 seconds:
 
@@ -40,12 +42,14 @@ from bot.submission import submit_jobs, token_expiry
 from db import jobs as jobs_db
 from db.jobs import NewJob
 from domain.actions import (
+    ALREADY_FINISHED,
     IMAGE_GONE,
     JOB_GONE,
     Action,
     ButtonError,
     ButtonRef,
     SourceImage,
+    check_cancel,
     check_parent,
     child_spec,
     source_index,
@@ -64,6 +68,7 @@ log = logging.getLogger(__name__)
 
 ALREADY_CLICKED = "You already clicked that button; its job is below."
 SOMETHING_WRONG = "Something went wrong on our side. Please try again in a moment."
+CANCELLING = "Cancelling… the job stops at its next step."
 #: Upscales followed back from an image to the grid it came from (the recipe); a guard, not a real limit.
 _MAX_LINEAGE = 32
 
@@ -103,6 +108,19 @@ def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str
         image_number=image.index + 1 if kind is not JobKind.UPSCALE else None,
         existing_job_id=existing.id if existing is not None else None,
     )
+
+
+def _request_cancel(*, session: Session, ref: ButtonRef, user_id: int) -> JobState:
+    """Cancel the clicker's own job: ``CANCELLED`` (it was queued), or ``RUNNING`` (its worker will stop it)."""
+    job = jobs_db.get(session=session, job_id=ref.job_id)
+    if job is None:
+        raise ButtonError(JOB_GONE)
+    check_cancel(owner_id=job.user_id, user_id=user_id, state=JobState(job.state))
+    state = jobs_db.request_cancel(session=session, job_id=job.id)
+    if state is None:  # it ended between the read and the update
+        raise ButtonError(ALREADY_FINISHED)
+    jobs_db.notify(session=session, job_id=job.id)
+    return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +176,8 @@ class Buttons(commands.Cog):
         try:
             if ref.action is Action.RECIPE:
                 await interaction.followup.send(await self._recipe(ref), ephemeral=True)
+            elif ref.action is Action.CANCEL:
+                await self._cancel(interaction, ref)
             else:
                 await self._submit(interaction, ref)
         except DomainError as error:  # ButtonError, or a refusal by the member's plan
@@ -225,6 +245,13 @@ class Buttons(commands.Cog):
             raise ButtonError(ALREADY_CLICKED)
         log.info("job %s: %s of job %s by %s", job.id, ref.action.value, ref.job_id, interaction.user.id)
         self.bot.delivery.wake(job.id)
+
+    async def _cancel(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+        state = await self.bot.services.db.run(_request_cancel, ref=ref, user_id=interaction.user.id)
+        log.info("job %s: cancel by %s (%s)", ref.job_id, interaction.user.id, state.value)
+        self.bot.delivery.wake(ref.job_id)  # a queued job's message says "(cancelled)" now
+        if state is JobState.RUNNING:
+            await interaction.followup.send(CANCELLING, ephemeral=True)
 
     async def _recipe(self, ref: ButtonRef) -> str:
         services = self.bot.services

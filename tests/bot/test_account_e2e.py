@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from bot.checks import NOT_ADMIN
 from bot.client import ImagineBot
 from db.models import Entitlement, Grant, Job, RolePlan
-from tests.fakediscord import FakeDiscord, FakeUser, buttons
+from tests.fakediscord import FakeDiscord, FakeUser
+from tests.support.messages import shows_result
 from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 90.0
@@ -29,7 +30,7 @@ def member(fake: FakeDiscord, name: str, **kwargs: Any) -> FakeUser:
 
 
 def _has_grid(message: dict[str, Any]) -> bool:
-    return bool(message.get("files")) and bool(buttons(message))
+    return shows_result(message)
 
 
 async def ephemeral_reply(fake: FakeDiscord, command: str, options: dict[str, Any] | None = None,

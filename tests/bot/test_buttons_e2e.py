@@ -21,6 +21,7 @@ from db.models import Job
 from domain.spec import JobKind, JobState
 from tests.fakediscord import FakeDiscord, FakeInteraction, buttons, snowflake
 from tests.support.factories import new_job
+from tests.support.messages import shows_result
 from tests.support.waiting import eventually
 
 TIMEOUT = 90.0
@@ -34,7 +35,7 @@ def labels(message: dict[str, Any]) -> list[str]:
 
 
 def finished(message: dict[str, Any]) -> bool:
-    return bool(message.get("files")) and bool(buttons(message))
+    return shows_result(message)
 
 
 def custom_id(message: dict[str, Any], label: str) -> str:

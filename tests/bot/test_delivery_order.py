@@ -58,7 +58,9 @@ class World:
         return job, [], 0, ""
 
     async def edit_message(self, message_id: int, **kwargs: Any) -> Any:
-        final = "view" in kwargs
+        view = kwargs["view"]  # every edit sets the buttons: Cancel while the job runs, the result's after
+        cancel = [f"job:{self.job.id}:cancel"]
+        final = view is None or [item.custom_id for item in view.children] != cancel
         if not final:
             await self.progress_gate.wait()  # Discord is slow to answer this one
         names = [f.filename for f in kwargs.get("attachments", [])]

@@ -10,13 +10,14 @@ from bot.client import ImagineBot
 from db import jobs as jobs_db
 from domain.spec import JobState
 from tests.fakediscord import FakeDiscord, buttons
+from tests.support.messages import shows_result
 from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 90.0
 
 
 def _has_grid(message: dict) -> bool:
-    return bool(message.get("files")) and bool(buttons(message))
+    return shows_result(message)
 
 
 async def test_imagine_posts_a_grid_with_nine_buttons(fake: FakeDiscord, bot: ImagineBot) -> None:

@@ -12,13 +12,14 @@ from bot.client import ImagineBot
 from db import jobs as jobs_db
 from domain.spec import JobState
 from tests.fakediscord import FakeDiscord, buttons
+from tests.support.messages import shows_result
 from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 120.0
 
 
 def _has_grid(message: dict) -> bool:
-    return bool(message.get("files")) and bool(buttons(message))
+    return shows_result(message)
 
 
 def _job_id(message: dict) -> int:

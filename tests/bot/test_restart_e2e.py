@@ -14,7 +14,8 @@ from db.session import AsyncDatabase
 from domain.spec import JobState
 from imagine.settings import Settings
 from tests.bot.conftest import running_bot
-from tests.fakediscord import FakeDiscord, buttons
+from tests.fakediscord import FakeDiscord
+from tests.support.messages import shows_result
 from tests.support.services import WorkerProcess
 from tests.support.waiting import eventually
 
@@ -41,9 +42,9 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_on_start(
         await database.dispose()
     assert finished is not None
     shown = fake.messages[finished.message_id]
-    assert not buttons(shown) and "grid.png" not in [f.filename for f in fake.files(shown)]  # a preview at most
+    assert not shows_result(shown) and "grid.png" not in [f.filename for f in fake.files(shown)]  # a preview at most
 
     async with running_bot(bot_settings, fake):
-        message = await interaction.wait_original(lambda m: bool(m.get("files")) and bool(buttons(m)), timeout=60)
+        message = await interaction.wait_original(shows_result, timeout=60)
     assert "delivered after a restart" in message["content"]
     assert [f.filename for f in fake.files(message)] == ["grid.png"]  # the result replaced any preview

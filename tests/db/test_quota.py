@@ -269,6 +269,62 @@ def test_the_reapers_failure_refunds(session: Session) -> None:
     assert_ledger_explains(session, [user])
 
 
+# -- a member's cancel (db.jobs.request_cancel) ---------------------------------------------------------------
+
+
+def ledger_kinds(session: Session, job_id: int) -> list[str]:
+    return sorted(session.execute(select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id)).scalars())
+
+
+def test_a_queued_job_is_cancelled_at_once_and_refunded_once(session: Session) -> None:
+    user = next_id()
+    [(job, _, _)] = submit(session, user, estimate=3_000)
+    assert balance_of(session, user).reserved_ms == 3_000
+
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is JobState.CANCELLED
+    session.refresh(job)
+    assert (job.state, job.cancel_requested, job.finished_at is not None) == (JobState.CANCELLED, True, True)
+    assert (balance_of(session, user).used_ms, balance_of(session, user).reserved_ms) == (0, 0)
+    # A second click, a late claim, a reaper's finish: none of them changes it or refunds again.
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is None
+    assert jobs_db.claim(session=session, job_id=job.id, owner="w", stale_after=STALE) is None
+    assert jobs_db.finish(session=session, job_id=job.id, state=JobState.FAILED, owner=None) is None
+    assert ledger_kinds(session, job.id) == ["refund", "reserve"]
+    assert_ledger_explains(session, [user])
+
+
+def test_a_running_job_is_asked_to_stop_and_refunded_once_when_its_worker_finishes_it(session: Session) -> None:
+    user = next_id()
+    [(job, _, _)] = submit(session, user, estimate=3_000)
+    jobs_db.claim(session=session, job_id=job.id, owner="w", stale_after=STALE)
+
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is JobState.RUNNING
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is JobState.RUNNING  # a double click: the same
+    session.refresh(job)
+    assert (job.state, job.cancel_requested) == (JobState.RUNNING, True)
+    assert balance_of(session, user).reserved_ms == 3_000  # held until the worker stops
+    # The worker sees the request at its next step or heartbeat, and finishes the job as cancelled.
+    assert jobs_db.record_progress(session=session, job_id=job.id, owner="w", step=3, total=30) is False
+    assert jobs_db.heartbeat(session=session, job_id=job.id, owner="w") is False
+    assert jobs_db.finish(session=session, job_id=job.id, state=JobState.CANCELLED, owner="w") is not None
+    assert (balance_of(session, user).used_ms, balance_of(session, user).reserved_ms) == (0, 0)
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is None
+    assert jobs_db.finish(session=session, job_id=job.id, state=JobState.CANCELLED, owner=None) is None
+    assert ledger_kinds(session, job.id) == ["refund", "reserve"]
+    assert_ledger_explains(session, [user])
+
+
+def test_a_job_that_ended_or_does_not_exist_is_not_cancelled(session: Session) -> None:
+    user = next_id()
+    [(job, _, _)] = submit(session, user, estimate=3_000)
+    run(session, job, JobState.SUCCEEDED, gpu_ms=2_000)
+    assert jobs_db.request_cancel(session=session, job_id=job.id) is None
+    session.refresh(job)
+    assert (job.state, job.cancel_requested) == (JobState.SUCCEEDED, False)
+    assert ledger_kinds(session, job.id) == ["reserve", "settle"]
+    assert jobs_db.request_cancel(session=session, job_id=2**62) is None
+
+
 # -- the running limit at claim ----------------------------------------------------------------------------
 
 

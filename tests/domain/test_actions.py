@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from domain.actions import (
+    ALREADY_FINISHED,
     JOB_GONE,
     NOT_OURS,
     STRONG_STRENGTH,
@@ -16,6 +17,7 @@ from domain.actions import (
     ButtonError,
     ButtonRef,
     SourceImage,
+    check_cancel,
     check_parent,
     child_spec,
     source_index,
@@ -56,6 +58,7 @@ def test_the_longest_custom_id_fits_discords_100_characters() -> None:
     "", "job:", "foo:1:upscale:1", "job:abc:upscale:1", "job:1:explode", "job:1:explode:1",
     "job:1:upscale",           # U buttons name a tile
     "job:1:reroll:2",          # 🔄 does not
+    "job:1:cancel:1",          # nor Cancel
     "job:0:reroll", "job:9223372036854775808:reroll", "job:12345678901234567890:reroll",
     "job:1:upscale:1:2", "job:1:upscale:123", "job:-1:reroll", " job:1:reroll",
 ])
@@ -83,6 +86,20 @@ def test_only_a_finished_job_has_images_to_work_from(state: JobState, says: str)
     with pytest.raises(ButtonError, match=says):
         check_parent(state)
     check_parent(JobState.SUCCEEDED)
+
+
+def test_only_the_jobs_member_may_cancel_it_and_only_before_it_ends() -> None:
+    for state in (JobState.QUEUED, JobState.RUNNING):
+        check_cancel(owner_id=7, user_id=7, state=state)
+    with pytest.raises(ButtonError) as error:
+        check_cancel(owner_id=7, user_id=8, state=JobState.QUEUED)
+    assert str(error.value) == "Only <@7> can cancel this job."
+    for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+        with pytest.raises(ButtonError) as error:
+            check_cancel(owner_id=7, user_id=7, state=state)
+        assert str(error.value) == ALREADY_FINISHED == "This job has already finished."
+    with pytest.raises(ValueError, match="makes no job"):
+        child(Action.CANCEL)
 
 
 def test_each_action_works_on_its_own_kind_of_message() -> None:

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from imagine.services import EmbeddedPostgres
-from tests.fakediscord import FakeDiscord, buttons
+from tests.fakediscord import FakeDiscord
+from tests.support.messages import shows_result
 from tests.support.services import REPO
 
 
@@ -48,9 +49,7 @@ async def test_imagine_run_serves_imagine_with_no_other_service(tiny_models: Pat
         try:
             await fake.wait_until(lambda: "imagine" in fake.global_commands, timeout=120)
             interaction = await fake.slash_command("imagine", {"prompt": "a fox in the snow --seed 1"})
-            message = await interaction.wait_original(
-                lambda m: bool(m.get("files")) and bool(buttons(m)), timeout=120
-            )
+            message = await interaction.wait_original(shows_result, timeout=120)
             assert fake.files(message)[0].image().size[0] > 0
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), timeout=60)

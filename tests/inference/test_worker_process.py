@@ -123,6 +123,22 @@ def test_the_reaper_fails_a_job_that_used_up_its_attempts(
     assert job.state == JobState.FAILED and job.error and "interrupted 3 times" in job.error
 
 
+def test_the_reaper_ends_a_cancelled_job_whose_worker_is_gone(
+    sessions: sessionmaker[Session], celery_app: Celery
+) -> None:
+    job_id = submit(sessions)
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(
+            state="running", owner="gone:1", attempts=1, cancel_requested=True,
+            heartbeat_at=Job.queued_at - timedelta(minutes=5)))
+
+    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
+                  max_attempts=3)
+
+    assert job_id not in report.republished and job_id not in report.failed
+    assert job_row(sessions, job_id).state == JobState.CANCELLED
+
+
 def test_a_cancel_request_stops_a_running_job(
     sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
 ) -> None:
