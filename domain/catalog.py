@@ -22,12 +22,12 @@ Relative paths are resolved against the folder holding the models file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domain.errors import CatalogError, UnknownModelError
+from domain.tomlfile import read_toml
 
 __all__ = ["FAMILIES", "SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
 
@@ -166,10 +166,4 @@ def parse_catalog(data: dict[str, Any], base: Path, path: Path | None = None) ->
 
 def load_catalog(path: Path) -> Catalog:
     """Read a models file. Raises :class:`CatalogError` with the file name on any problem."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CatalogError(f"models file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"models file {path} is not valid TOML: {exc}") from exc
-    return parse_catalog(data, path.parent.resolve(), path)
+    return parse_catalog(read_toml(path, "models", CatalogError), path.parent.resolve(), path)

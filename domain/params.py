@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from domain.catalog import SCHEDULERS
 
@@ -185,12 +185,7 @@ def read_int(value: str, low: int, high: int, example: str) -> int:
         if _DECIMAL.fullmatch(value):
             raise ValueError(f"no decimals; {expected}")
         raise ValueError(f"not a number; {expected}")
-    number = int(value)
-    if number < low:
-        raise ValueError(f"too low; {expected}")
-    if number > high:
-        raise ValueError(f"too high; {expected}")
-    return number
+    return _in_range(int(value), low, high, expected)
 
 
 def read_decimal(value: str, low: float, high: float, example: str) -> float:
@@ -200,7 +195,13 @@ def read_decimal(value: str, low: float, high: float, example: str) -> float:
         raise ValueError(f"NaN and infinity are not allowed; {expected}")
     if not _DECIMAL.fullmatch(value):
         raise ValueError(f"not a number; {expected}")
-    number = float(value)
+    return _in_range(float(value), low, high, expected)
+
+
+N = TypeVar("N", int, float)
+
+
+def _in_range(number: N, low: float, high: float, expected: str) -> N:
     if number < low:
         raise ValueError(f"too low; {expected}")
     if number > high:

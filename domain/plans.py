@@ -34,7 +34,6 @@ The file is TOML, read once at start-up (see ``imagine/plans.toml`` for the ship
 from __future__ import annotations
 
 import calendar
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from domain.catalog import ModelPreset
 from domain.costs import DEFAULT_COSTS, CostModel, estimate_ms
 from domain.errors import PlanError
 from domain.spec import LANE_ORDER, JobKind, JobSpec, Lane
+from domain.tomlfile import read_toml
 
 __all__ = [
     "MAX_GRANT_DAYS",
@@ -393,12 +393,7 @@ def parse_plans(data: dict[str, Any], path: Path | None = None) -> PlanBook:
 
 def load_plans(path: Path) -> PlanBook:
     """Read a plans file. Raises :class:`PlanError` with the file name on any problem."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PlanError(f"plans file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(f"plans file {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "plans", PlanError)
     try:
         return parse_plans(data, path)
     except PlanError as exc:
