@@ -46,6 +46,7 @@ from domain.params import (
     read_int,
     read_quality,
     read_sampler,
+    read_stylize,
     steps_for_quality,
     suggest,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "main_parse",
     "parse_prompt",
     "spec_json",
+    "split_canonical",
 ]
 
 #: The most characters of prompt text and negative prompt together, parameters not counted.
@@ -86,7 +88,7 @@ _SPACE_CONTROLS = "\t\n\r\x0b\x0c\x85"
 _JOINERS = "\u200c\u200d"
 _TRAILING = ".,;"
 #: Settings that options and inline parameters share, in canonical order.
-_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "raw", "repeat", "model",
+_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "repeat", "model",
            "steps", "cfg", "sampler")
 
 
@@ -103,7 +105,6 @@ class PromptOptions:
     quality: float | None = None    # --q
     stop: int | None = None         # --stop
     tile: bool | None = None        # --tile
-    raw: bool | None = None         # --style raw
     repeat: int | None = None       # --r
     steps: int | None = None        # --steps
     cfg: float | None = None        # --cfg
@@ -307,14 +308,23 @@ def _find_niji(catalog: Catalog, version: str | None) -> ModelPreset | None:
     return None
 
 
-def _value(key: str, value: str, catalog: Catalog, notes: list[str]) -> Any:
-    """Read ``value`` for setting ``key``; raises ValueError with a reason (or PromptError for models)."""
+def _value(key: str, value: str, catalog: Catalog, notes: list[str], *, pasted: bool = True) -> Any:
+    """Read ``value`` for setting ``key``; raises ValueError with a reason (or PromptError for models).
+
+    ``pasted``: the value was written in the prompt, where values older Midjourney versions took are lowered
+    to ours with a note; a typed option was bounded by Discord and is only checked again.
+    """
     if key == "aspect":
         return parse_aspect(value)
     if key == "seed":
         return read_int(value, 0, MAX_SEED, "--seed 42")
     if key == "stylize":
-        return read_int(value, *STYLIZE_RANGE, "--s 250")
+        if not pasted:
+            return read_int(value, *STYLIZE_RANGE, "--s 250")
+        stylize, note = read_stylize(value)
+        if note:
+            notes.append(note)
+        return stylize
     if key == "chaos":
         return read_int(value, *CHAOS_RANGE, "--c 20")
     if key == "quality":
@@ -344,11 +354,6 @@ def _inline_setting(given: _Given, catalog: Catalog, reading: _Reading) -> Any:
         return True
     if given.param.key == "lane":
         return Lane(name)
-    if given.param.key == "raw":
-        if name == "raw" or (value or "").lower() == "raw":
-            return True
-        reading.dropped.append(f"`--style {value}`")
-        return None
     if name == "v":
         preset = _find_version(catalog, value or "")
         if preset is None:
@@ -373,11 +378,11 @@ def _option_settings(
             continue
         text = format_number(raw) if isinstance(raw, float) else str(raw)
         label = f"`{key}: {text}`"
-        if key in ("tile", "raw"):
+        if key == "tile":
             settings[key] = (bool(raw), label)
             continue
         try:
-            settings[key] = (_value(key, text.strip(), catalog, notes), label)
+            settings[key] = (_value(key, text.strip(), catalog, notes, pasted=False), label)
         except ValueError as exc:
             raise PromptError(f"{label}: {exc}") from None
     return settings
@@ -560,7 +565,6 @@ def _resolve(
         quality=quality,
         stop=settings.get("stop", 100),
         tile=settings.get("tile", False),
-        raw=settings.get("raw", False),
     )
     return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
 
@@ -690,8 +694,6 @@ def canonical_prompt(spec: JobSpec, catalog: Catalog) -> str:
         parts.append(f"--stop {spec.stop}")
     if spec.tile:
         parts.append("--tile")
-    if spec.raw:
-        parts.append("--style raw")
     if preset is None or preset.name != catalog.default:
         parts.append(f"--model {spec.model}")
     if preset is None or spec.steps != steps_for_quality(preset.steps, spec.quality):
@@ -701,6 +703,22 @@ def canonical_prompt(spec: JobSpec, catalog: Catalog) -> str:
     if spec.sampler and (preset is None or spec.sampler != preset.scheduler):
         parts.append(f"--sampler {spec.sampler}")
     return " ".join(parts)
+
+
+_FIRST_PARAM = re.compile(r"(?:^|\s)--[A-Za-z]")
+
+
+def split_canonical(prompt: str) -> tuple[str, str]:
+    """A canonical prompt's text and its parameters (with their leading space):
+    ``"a fox --ar 16:9 --seed 1"`` -> ``("a fox", " --ar 16:9 --seed 1")``.
+
+    Safe on canonical prompts only: their text holds no word that reads as a parameter (the parser took
+    those), so the first ``--name`` starts the parameters.
+    """
+    match = _FIRST_PARAM.search(prompt)
+    if match is None:
+        return prompt, ""
+    return prompt[: match.start()], prompt[match.start():]
 
 
 # Inspection: `imagine parse "PROMPT"`.
@@ -725,7 +743,6 @@ def _job_json(spec: JobSpec, canonical: str) -> dict[str, Any]:
         "quality": spec.quality,
         "stop": spec.stop,
         "tile": spec.tile,
-        "raw": spec.raw,
         "canonical": canonical,
     }
 
