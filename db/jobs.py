@@ -123,9 +123,8 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
     ).scalar_one_or_none()
     if inserted is not None:
         return session.get_one(Job, inserted), True
-    existing = session.execute(
-        select(Job).where(Job.user_id == new.user_id, Job.idem_key == new.idem_key)
-    ).scalar_one()
+    existing = by_idem_key(session=session, user_id=new.user_id, idem_key=new.idem_key)
+    assert existing is not None  # the conflict was on this key
     return existing, False
 
 
