@@ -54,8 +54,9 @@ def submit_jobs(
     first = new_jobs[0]
     plan, period = resolved.plan, resolved.period
     user = plans_db.lock_user(session=session, user_id=first.user_id, name=first.user_name or None)
-    if user.banned_at is not None:
-        raise BannedError(user.ban_reason)
+    ban = plans_db.active_ban(session=session, user_id=user.id, guild_id=first.guild_id)
+    if ban is not None:
+        raise BannedError(ban.reason)
     balance = quota.ensure_balance(session=session, user_id=user.id, period=period, plan=plan)
     active = plans_db.active_counts(session=session, user_id=user.id)
 
