@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from db import quota
+from db.moderation import resolve_image_action
 from db.models import Guild, Image, Job, User
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
@@ -74,6 +75,8 @@ class NewJob:
     reserved_ms: int = 0
     max_running: int | None = None
     stealth: bool = False
+    #: The channel is age-restricted (its image policy may differ: ``db.moderation.resolve_image_action``).
+    age_restricted: bool = False
 
 
 def _ensure_user_and_guild(session: Session, new: NewJob) -> None:
@@ -117,15 +120,16 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
         "reserved_ms": new.reserved_ms,
         "max_running": new.max_running,
         "stealth": new.stealth,
+        "image_action": resolve_image_action(session=session, guild_id=new.guild_id, channel_id=new.channel_id,
+                                             age_restricted=new.age_restricted).value,
     }
     inserted = session.execute(
         insert(Job).values(**values).on_conflict_do_nothing(constraint="uq_jobs_user_idem").returning(Job.id)
     ).scalar_one_or_none()
     if inserted is not None:
         return session.get_one(Job, inserted), True
-    existing = session.execute(
-        select(Job).where(Job.user_id == new.user_id, Job.idem_key == new.idem_key)
-    ).scalar_one()
+    existing = by_idem_key(session=session, user_id=new.user_id, idem_key=new.idem_key)
+    assert existing is not None  # the conflict was on this key
     return existing, False
 
 
