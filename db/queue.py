@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from db.models import Job
 from domain.spec import JobState
 
-__all__ = ["RECENT_JOBS", "Standing", "queue_position", "standing"]
+__all__ = ["RECENT_JOBS", "Standing", "queue_position", "standing", "waiting_in"]
 
 #: Finished jobs of a queue whose run times make its ETA.
 RECENT_JOBS = 20
@@ -76,3 +76,13 @@ def standing(*, session: Session, job: Job, now: datetime) -> Standing | None:
     left_running = sum(max(0.0, run - (now - at).total_seconds()) if at is not None else run for at in started)
     wait = (left_running + ahead * run) / parallel
     return Standing(ahead, wait + run)
+
+
+def waiting_in(*, session: Session, queue: str, limit: int = 25) -> list[int]:
+    """The first queued jobs of a queue that have a message (their positions move when a job ahead does)."""
+    return list(session.execute(
+        select(Job.id)
+        .where(Job.queue == queue, Job.state == JobState.QUEUED.value, Job.message_id.is_not(None))
+        .order_by(Job.id)
+        .limit(limit)
+    ).scalars())

@@ -473,6 +473,8 @@ class FakeDiscord:
         self.dispatch_message_events = dispatch_message_events
         #: Check every request body against Discord's OpenAPI description (``tests/fakediscord/openapi.py``).
         self.validate_openapi = validate_openapi
+        #: Seconds Discord's clock (the time in interaction ids) is ahead of the real one: :meth:`advance_clock`.
+        self.clock_ahead = 0.0
         #: ``(method, path, reason)`` of each request refused by that check.
         self.schema_rejections: list[tuple[str, str, str]] = []
         self.recheck_interval = 0.05
@@ -678,6 +680,13 @@ class FakeDiscord:
         """Make an interaction token expired now (webhook calls get 401 code 50027)."""
         target = interaction if isinstance(interaction, FakeInteraction) else self._by_token[interaction]
         target.expire_token()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move Discord's clock on: interactions from now on carry ids (timestamps) ``seconds`` later, as if
+        that much time had passed between a user's clicks. Nothing else waits."""
+        if seconds < 0:
+            raise ValueError("Discord's clock only moves forward")
+        self.clock_ahead += seconds
 
     # -- waiting ---------------------------------------------------------------------------------------------
 
@@ -1323,7 +1332,7 @@ class FakeDiscord:
     ) -> FakeInteraction:
         session = await self.wait_for_client()
         actor = user or self.user
-        interaction_id = snowflake()
+        interaction_id = snowflake(ahead=self.clock_ahead)
         guild = self.guild_by_id(channel.guild_id)
         payload: dict[str, Any] = {
             "id": str(interaction_id),
