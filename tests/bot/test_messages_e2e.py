@@ -21,7 +21,8 @@ from tests.fakediscord import FakeDiscord, FakeInteraction, FakeUser, buttons
 from tests.support.messages import shows_result
 from tests.support.waiting import eventually
 
-TIMEOUT = 120.0
+#: Generous: the first job of a session loads the model, and the machine may be busy.
+TIMEOUT = 300.0
 EPHEMERAL = 64
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 #: Long enough for the clicks and commands below to land while it runs.
