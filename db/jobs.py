@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from db import quota
-from db.moderation import resolve_image_action
 from db.models import Guild, Image, Job, User
+from db.moderation import resolve_image_action
 from domain.actions import DOUBLE_CLICK_S
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
