@@ -70,7 +70,8 @@ def _cancel(*, session: Session, user_id: int, job_id: int | None) -> _Cancelled
         targets = [job.id]
     else:
         targets = [job.id for job, _ in queue_db.member_queue(session=session, user_id=user_id,
-                                                               now=datetime.now(UTC), limit=1000)]
+                                                               now=datetime.now(UTC), limit=1000)
+                   if not job.cancel_requested]  # one already stopping is not asked again
     result = _Cancelled([], [], [])
     for target in targets:
         state = jobs_db.request_cancel(session=session, job_id=target)
@@ -83,10 +84,12 @@ def _cancel(*, session: Session, user_id: int, job_id: int | None) -> _Cancelled
 
 
 def _job_line(job_id: int, prompt: str, lane: str, state: str, place: queue_db.Standing, step: int,
-              total: int) -> str:
+              total: int, stopping: bool = False) -> str:
     text, _ = split_canonical(prompt)
     shown = shorten_middle(text, _PROMPT_IN_LIST)
-    if state == JobState.RUNNING:
+    if stopping:
+        where = "stopping (cancelled)"
+    elif state == JobState.RUNNING:
         where = f"running, {int(100 * step / total)}%" if total else "starting"
     else:
         where = f"position {place.position + 1} in the queue"
@@ -150,7 +153,8 @@ class Jobs(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         rows = await self.bot.services.db.run(queue_db.member_queue, user_id=interaction.user.id,
                                               now=datetime.now(UTC))
-        lines = [_job_line(job.id, job.prompt, job.lane, job.state, place, job.progress_step, job.progress_total)
+        lines = [_job_line(job.id, job.prompt, job.lane, job.state, place, job.progress_step, job.progress_total,
+                           job.cancel_requested)
                  for job, place in rows]
         await interaction.followup.send(queue_content(lines), ephemeral=True)
 
