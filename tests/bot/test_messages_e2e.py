@@ -49,7 +49,7 @@ async def click(fake: FakeDiscord, message: dict[str, Any], label: str, **option
 
 
 async def ephemeral(interaction: FakeInteraction) -> str:
-    note = await interaction.wait_followup(lambda m: bool(m["flags"] & EPHEMERAL) and "thinking" not in m["content"])
+    note = await interaction.wait_followup(lambda m: bool(m["flags"] & EPHEMERAL), timeout=60)
     return str(note["content"])
 
 
@@ -57,7 +57,7 @@ async def answer(interaction: FakeInteraction) -> str:
     """The ephemeral answer of a deferred (thinking) command."""
     ack = await interaction.wait_ack()
     assert ack.delay < 3.0 and ack.type == 5 and ack.data.get("flags", 0) & EPHEMERAL, ack
-    message = await interaction.wait_original(lambda m: not m["flags"] & 128)  # no longer "thinking"
+    message = await interaction.wait_original(lambda m: not m["flags"] & 128, timeout=60)  # no longer "thinking"
     return str(message["content"])
 
 
@@ -141,7 +141,7 @@ async def test_three_queued_jobs_count_down_to_1_with_an_eta_and_queue_and_cance
     blocker = await imagine(fake, f"a long night {LONG} --seed 1", blocker_owner)
     await blocker.wait_original(lambda m: "%" in m["content"], timeout=TIMEOUT)
     waiting = [await imagine(fake, f"a queued thing number {n} --seed {n}", member) for n in (1, 2, 3)]
-    third = await waiting[2].wait_original(lambda m: "position 3 in the queue, about" in m["content"])
+    third = await waiting[2].wait_original(lambda m: "position 3 in the queue, about" in m["content"], timeout=60)
 
     # /queue lists the member's three jobs with positions and ETAs.
     listed = await answer(await fake.slash_command("queue", {}, user=member))
@@ -156,7 +156,7 @@ async def test_three_queued_jobs_count_down_to_1_with_an_eta_and_queue_and_cance
         f"There is no job `{rows[0].id}` that you can see. `/queue` lists yours; a Recipe names its job.")
     cancelled = await answer(await fake.slash_command("cancel", {"job": rows[1].id}, user=member))
     assert cancelled.startswith(f"Cancelled `{rows[1].id}`")
-    await waiting[1].wait_original(lambda m: "(cancelled)" in m["content"] and not buttons(m))
+    await waiting[1].wait_original(lambda m: "(cancelled)" in m["content"] and not buttons(m), timeout=60)
     # /cancel with no job: all of the blocker's jobs (the running one stops at its next step).
     stopping = await answer(await fake.slash_command("cancel", {}, user=blocker_owner))
     assert stopping.startswith("Stopping `"), stopping
@@ -179,7 +179,7 @@ async def test_show_posts_a_job_again_with_fresh_buttons_to_whoever_may_see_it(
     job_id = job_id_of(grid)
     mine = await fake.slash_command("show", {"job": job_id})
     assert await answer(mine) == f"Job `{job_id}` is posted again below."
-    posted = await mine.wait_followup(shows_result)
+    posted = await mine.wait_followup(shows_result, timeout=60)
     assert labels(posted) == GRID_LABELS and not posted["flags"] & EPHEMERAL
     assert posted["content"].splitlines()[0] == grid["content"].splitlines()[0]
     assert fake.files(posted)[0].data == fake.files(grid)[0].data
