@@ -5,6 +5,7 @@ down with an ETA, messages within 2,000 characters, /show /cancel /queue, and pr
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot.client import ImagineBot
 from bot.limits import MAX_CONTENT
 from db import jobs as jobs_db
+from db import plans as plans_db
 from db.models import Job
 from domain.prompt import MAX_PROMPT_CHARS
 from domain.spec import JobKind, JobState
@@ -245,3 +247,21 @@ async def test_imagine_offers_the_documented_options_with_their_ranges(fake: Fak
                                                  "quality": 0.5, "seed": 3, "tile": True})
     message = await typed.wait_original(shows_result, timeout=TIMEOUT)
     assert message["content"].startswith("**a red kite --seed 3 --s 250 --c 10 --q 0.5 --tile** - ")
+
+
+def _grant_until(*, session: Session, user_id: int, expires_at: datetime) -> None:
+    from domain.plans import load_plans
+    from tests.bot.conftest import TEST_PLANS
+
+    plans_db.grant_plan(session=session, user_id=user_id, plan="premium", book=load_plans(TEST_PLANS),
+                        granted_by=None, expires_at=expires_at)
+
+
+async def test_info_says_when_a_grant_ends_not_a_renewal_it_will_not_see(fake: FakeDiscord, bot: ImagineBot) -> None:
+    granted = fake.add_user("granted")
+    ends = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=20)
+    await bot.services.db.run(_grant_until, user_id=granted.id, expires_at=ends)
+    interaction = await fake.slash_command("info", {}, user=granted)
+    ack = await interaction.wait_ack()
+    text = ack.data["content"]
+    assert f"**Ends:** {ends:%Y-%m-%d}" in text and "Renews" not in text, text
