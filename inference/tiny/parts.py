@@ -77,13 +77,13 @@ def clip_text_encoder(tokenizer: Any, *, with_projection: bool = False) -> Any:
     return CLIPTextModelWithProjection(config) if with_projection else CLIPTextModel(config)
 
 
-def t5_encoder(tokenizer: Any) -> Any:
+def t5_encoder(tokenizer: Any, *, width: int = TEXT_WIDTH) -> Any:
     """A two-layer T5 encoder (FLUX.1's and SD 3's long-prompt encoder) over ``tokenizer``'s vocabulary."""
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
         vocab_size=len(tokenizer),
-        d_model=TEXT_WIDTH,
+        d_model=width,
         d_ff=37,
         d_kv=8,
         num_layers=2,
@@ -105,10 +105,13 @@ def autoencoder_kl(
     """An ``AutoencoderKL`` with four blocks, so latents are 1/8 of the image side as in the real models.
 
     ``shift_factor`` and ``quant_convs=False`` are the SD 3 / FLUX.1 variant of the same autoencoder.
+    Its posterior is made sharp, as a trained VAE's is: random weights would give the encoded latents a
+    spread as large as their values, so that image-to-image and inpainting depended on the generator's
+    draw of the *source's* latents more than on anything asked.
     """
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -123,6 +126,11 @@ def autoencoder_kl(
         use_quant_conv=quant_convs,
         use_post_quant_conv=quant_convs,
     )
+    moments = vae.quant_conv if quant_convs else vae.encoder.conv_out  # outputs: means, then log-variances
+    with torch.no_grad():
+        moments.weight[latent_channels:] = 0.0
+        moments.bias[latent_channels:] = -30.0  # the lowest log-variance diffusers keeps: std e^-15
+    return vae
 
 
 def sd_scheduler() -> Any:

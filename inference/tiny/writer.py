@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from inference.tiny import flux, sd15, sdxl
+from inference.tiny import flux, sd3, sd15, sdxl
 from inference.tiny.parts import ESRGAN, TAESD, TAESD_16, esrgan, no_progress_bars, seeded, taesd
 
 __all__ = ["FAMILY_MODULES", "write_tiny_model"]
@@ -19,6 +19,7 @@ __all__ = ["FAMILY_MODULES", "write_tiny_model"]
 FAMILY_MODULES: dict[str, ModuleType] = {
     "sd15": sd15,
     "sdxl": sdxl,
+    "sd3": sd3,
     "flux": flux,
 }
 

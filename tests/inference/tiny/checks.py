@@ -39,11 +39,11 @@ def source_image() -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8))
 
 
-def left_half_mask() -> Image.Image:
-    """White (repaint) on the left half, black (keep) on the right."""
-    mask = np.zeros((SIDE, SIDE), dtype=np.uint8)
-    mask[:, : SIDE // 2] = 255
-    return Image.fromarray(mask)
+def mask(repaint: slice) -> Image.Image:
+    """White (repaint) on the columns ``repaint``, black (keep) elsewhere."""
+    pixels = np.zeros((SIDE, SIDE), dtype=np.uint8)
+    pixels[:, repaint] = 255
+    return Image.fromarray(pixels)
 
 
 def check_text_to_image(pipe: Any, **kwargs: Any) -> np.ndarray:
@@ -68,10 +68,20 @@ def check_image_to_image(pipe: Any, **kwargs: Any) -> None:
 
 
 def check_inpainting(pipe: Any, **kwargs: Any) -> None:
-    """Repainting the left half with other seeds changes the left half far more than the kept right edge."""
-    image, mask = [source_image()] * 4, [left_half_mask()] * 4
-    first = render(pipe, [1, 2, 3, 4], image=image, mask_image=mask, strength=1.0, **kwargs).astype(np.float32)
-    other = render(pipe, [5, 6, 7, 8], image=image, mask_image=mask, strength=1.0, **kwargs).astype(np.float32)
-    change = np.abs(first - other)
-    repainted, kept = change[:, :, : SIDE // 2].mean(), change[:, :, -SIDE // 4 :].mean()
-    assert repainted > 4 * kept, (repainted, kept)
+    """The mask reaches the pipeline: with nothing to repaint (all black) the seed changes nothing (beyond
+    rounding), since the latents are the source's at the last step; with the left half to repaint it does.
+
+    (A random VAE decoder's receptive field and group norms span a whole 64 px picture, so the kept half's
+    pixels are not compared with the source's.)
+    """
+    image = [source_image()] * 4
+
+    def inpaint(seeds: list[int], repaint: slice) -> np.ndarray:
+        return render(pipe, seeds, image=image, mask_image=[mask(repaint)] * 4, strength=1.0, **kwargs)
+
+    kept = inpaint([1, 2, 3, 4], slice(0, 0))
+    assert np.abs(kept.astype(int) - inpaint([5, 6, 7, 8], slice(0, 0))).max() <= 1
+    repainted = inpaint([1, 2, 3, 4], slice(0, SIDE // 2))
+    assert np.array_equal(repainted, inpaint([1, 2, 3, 4], slice(0, SIDE // 2)))
+    assert not np.array_equal(repainted, inpaint([5, 6, 7, 8], slice(0, SIDE // 2)))
+    assert not np.array_equal(repainted, kept)
