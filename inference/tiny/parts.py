@@ -111,7 +111,7 @@ def autoencoder_kl(
     """
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL(
+    vae: Any = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
