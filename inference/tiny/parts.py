@@ -21,6 +21,7 @@ __all__ = [
     "clip_text_encoder",
     "esrgan",
     "no_progress_bars",
+    "qwen3_encoder",
     "sd_scheduler",
     "seeded",
     "t5_encoder",
@@ -93,6 +94,26 @@ def t5_encoder(tokenizer: Any, *, width: int = TEXT_WIDTH) -> Any:
         eos_token_id=tokenizer.eos_token_id,
     )
     return T5EncoderModel(config)
+
+
+def qwen3_encoder(tokenizer: Any, *, causal_lm: bool = False) -> Any:
+    """A two-layer Qwen3 (Z-Image's and FLUX.2 [klein]'s text encoder; ``causal_lm``: with the LM head, as
+    klein's pipeline takes it); the pipelines read its hidden states."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
+
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_WIDTH,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=tokenizer.model_max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return Qwen3ForCausalLM(config) if causal_lm else Qwen3Model(config)
 
 
 def autoencoder_kl(
