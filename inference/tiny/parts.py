@@ -96,16 +96,16 @@ def t5_encoder(tokenizer: Any, *, width: int = TEXT_WIDTH) -> Any:
     return T5EncoderModel(config)
 
 
-def qwen3_encoder(tokenizer: Any, *, causal_lm: bool = False) -> Any:
-    """A two-layer Qwen3 (Z-Image's and FLUX.2 [klein]'s text encoder; ``causal_lm``: with the LM head, as
-    klein's pipeline takes it); the pipelines read its hidden states."""
+def qwen3_encoder(tokenizer: Any, *, causal_lm: bool = False, layers: int = 2) -> Any:
+    """A Qwen3 of ``layers`` layers (Z-Image's and FLUX.2 [klein]'s text encoder; ``causal_lm``: with the LM
+    head, as klein's pipeline takes it); the pipelines read its hidden states."""
     from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
 
     config = Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=TEXT_WIDTH,
         intermediate_size=37,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=8,

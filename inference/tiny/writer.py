@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from inference.tiny import flux, sd3, sd15, sdxl, zimage
+from inference.tiny import flux, flux2, sd3, sd15, sdxl, zimage
 from inference.tiny.parts import ESRGAN, TAESD, TAESD_16, esrgan, no_progress_bars, seeded, taesd
 
 __all__ = ["FAMILY_MODULES", "write_tiny_model"]
@@ -22,6 +22,7 @@ FAMILY_MODULES: dict[str, ModuleType] = {
     "sd3": sd3,
     "flux": flux,
     "zimage": zimage,
+    "flux2": flux2,
 }
 
 _HEADER = "# Tiny random-weight models written by inference.tiny.write_tiny_model (for tests and smoke runs).\n"

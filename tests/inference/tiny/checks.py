@@ -59,12 +59,15 @@ def check_text_to_image(pipe: Any, **kwargs: Any) -> np.ndarray:
 
 
 def check_image_to_image(pipe: Any, **kwargs: Any) -> None:
-    """From the source at strength 0.75: seeded like text-to-image, and a lower strength changes the result."""
+    """From the source at strength 0.75: seeded like text-to-image; another source or a lower strength
+    changes the result."""
     image = [source_image()] * 4
     first = render(pipe, [1, 2, 3, 4], image=image, strength=0.75, **kwargs)
     assert np.array_equal(first, render(pipe, [1, 2, 3, 4], image=image, strength=0.75, **kwargs))
     assert not np.array_equal(first, render(pipe, [5, 6, 7, 8], image=image, strength=0.75, **kwargs))
     assert not np.array_equal(first, render(pipe, [1, 2, 3, 4], image=image, strength=0.5, **kwargs))
+    mirrored = [source_image().transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * 4
+    assert not np.array_equal(first, render(pipe, [1, 2, 3, 4], image=mirrored, strength=0.75, **kwargs))
 
 
 def check_inpainting(pipe: Any, **kwargs: Any) -> None:
