@@ -37,6 +37,7 @@ from discord.ext import commands
 from sqlalchemy.orm import Session
 
 from bot.accounts import load_account, precheck
+from bot.metrics import observe_ack
 from bot.render import JobView, Recipe, job_detail, job_title, recipe_content
 from bot.submission import submit_jobs, token_expiry
 from db import jobs as jobs_db
@@ -173,6 +174,7 @@ class Buttons(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # acknowledged; the job's own message follows
+        observe_ack(interaction, "button")
         try:
             if ref.action is Action.RECIPE:
                 await interaction.followup.send(await self._recipe(ref), ephemeral=True)

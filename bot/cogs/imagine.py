@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import load_account, parse_for_member, precheck
+from bot.metrics import observe_ack
 from bot.submission import submit_jobs, token_expiry, withdraw
 from db.jobs import NewJob
 from domain.catalog import Catalog
@@ -77,6 +78,7 @@ class Imagine(commands.Cog):
             return
 
         response = await interaction.response.defer(thinking=True)
+        observe_ack(interaction, "imagine")
         message_ids: list[int | None] = [response.message_id if response else None]
         if len(parsed.specs) > 1:
             # One message per job. The first follow-up after a defer would replace the "thinking" message,
