@@ -107,7 +107,8 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
         f"--loglevel={settings.log_level}",
         "--without-gossip",
         "--without-mingle",
-        "--hostname=imagine@%h",
+        # Unique per worker process, so several workers on one host never share a node name (or its pidbox).
+        f"--hostname=imagine-{os.getpid()}@%h",
     ]
     monitoring = _serve_worker_monitoring(settings, database_url, broker_url) if settings.worker_metrics_port else None
     try:
