@@ -5,6 +5,7 @@ device list (`WORKER_DEVICES=cpu:0,cpu:1`), one process per device. Their /metri
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,16 +77,17 @@ def celery_app(redis_url: str, database_url: str) -> Celery:
 def workers(
     database_url: str, redis_url: str, tiny_models: Path, store_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Worker]]:
-    """``sd``: serves the model `tiny` on two processes (cpu:0, cpu:1); ``xl``: serves `tiny-xl`, one process."""
+    """``sd``: serves the model `tiny` on two processes (cpu:0, cpu:1); ``xl``: serves `tiny-xl`, one process,
+    logging JSON."""
     started: dict[str, Worker] = {}
     try:
-        for name, model, devices in (("sd", "tiny", "cpu:0,cpu:1"), ("xl", "tiny-xl", "")):
+        for name, model, devices, log_format in (("sd", "tiny", "cpu:0,cpu:1", "text"), ("xl", "tiny-xl", "", "json")):
             folder = tmp_path_factory.mktemp(f"worker-{name}")
             port = free_port()
             settings = make_settings(
                 database_url=database_url, redis_url=redis_url, models_file=models_file(folder, tiny_models, model),
                 data_dir=folder, storage_url=store_url, worker_devices=devices, worker_metrics_port=port,
-                metrics_host="127.0.0.1",
+                metrics_host="127.0.0.1", log_format=log_format,
             )
             started[name] = Worker(start_worker(settings, env=ONE_THREAD), f"http://127.0.0.1:{port}")
         yield started
@@ -182,6 +184,12 @@ def test_worker_metrics_show_each_finished_job_its_wait_and_gpu_time(
     assert metrics.value("imagine_job_run_seconds_count", **labels) == len(ran_here)
     # The other worker never ran this model.
     assert scrape(workers["sd"].metrics_url).value("imagine_jobs_finished_total", model="tiny-xl") == 0
+
+    # Its log lines are JSON objects carrying the job id.
+    lines = [json.loads(line) for line in workers["xl"].process.output().splitlines() if line.startswith("{")]
+    about = [line for line in lines if line["job_id"] == job_id]
+    assert any(line["message"].startswith(f"job {job_id}: succeeded") for line in about)
+    assert all(line["level"] in ("DEBUG", "INFO", "WARNING", "ERROR") and line["time"] for line in about)
 
     status, body = healthz(workers["xl"].metrics_url)
     assert (status, body) == (200, {"status": "ok", "checks": {"database": "ok", "broker": "ok"}})
