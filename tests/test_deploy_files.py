@@ -7,6 +7,7 @@ running as a non-root user. `.env.example` and the README's settings table: ever
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -16,6 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from prometheus_client import Counter, Histogram
 
 from imagine.settings import Settings
 from tests.support.services import REPO
@@ -158,3 +160,18 @@ def test_readme_settings_table_lists_every_setting() -> None:
 def test_compose_only_sets_settings_the_code_reads(services: dict[str, Any]) -> None:
     for name in ("bot", "worker", "migrate"):
         assert set(services[name]["environment"]) - setting_names() - NOT_SETTINGS == set(), name
+
+
+def test_the_grafana_dashboard_plots_metrics_the_code_exports() -> None:
+    import bot.metrics
+    import inference.metrics
+
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {name for expr in exprs for name in re.findall(r"imagine_\w+", expr)}
+    used = {re.sub(r"_(bucket|sum|count|total)$", "", name) for name in names}
+    exported = {"imagine_queue_depth"} | {
+        metric._name for module in (bot.metrics, inference.metrics) for metric in vars(module).values()
+        if isinstance(metric, Counter | Histogram)
+    }
+    assert used == exported  # every exported metric is plotted, and nothing plotted is missing
