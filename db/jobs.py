@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from db import quota
-from db.moderation import resolve_image_action
 from db.models import Guild, Image, Job, User
+from db.moderation import resolve_image_action
 from domain.actions import DOUBLE_CLICK_S
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
@@ -398,6 +398,17 @@ def stale(*, session: Session, queued_for: timedelta, heartbeat_for: timedelta, 
             .with_for_update(skip_locked=True)
         ).scalars()
     )
+
+
+def live_counts(*, session: Session) -> list[tuple[str, str, str, int]]:
+    """``(model, lane, state, count)`` of the queued and running jobs: the queue depth (the
+    ``(state, queued_at)`` index serves it)."""
+    rows = session.execute(
+        select(Job.model, Job.lane, Job.state, func.count())
+        .where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+        .group_by(Job.model, Job.lane, Job.state)
+    ).all()
+    return [(model, lane, state, count) for model, lane, state, count in rows]
 
 
 def undelivered(*, session: Session, limit: int = 50) -> list[Job]:
