@@ -36,6 +36,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.components import cancel_view, grid_view, upscale_view
+from bot.metrics import DELIVERIES, DELIVERY_ERRORS
 from bot.render import JobView, job_content, job_detail
 from db import jobs as jobs_db
 from db import queue as queue_db
@@ -45,6 +46,7 @@ from db.session import libpq_url
 from domain.prompt import split_canonical
 from domain.spec import JobKind, JobState
 from inference.dispatch import reap
+from inference.joblog import job_logging
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
@@ -301,7 +303,8 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("delivering job %s failed", job_id)
+                DELIVERY_ERRORS.inc()
+                log.exception("delivering job %s failed", job_id, extra={"job_id": job_id})
             finally:
                 self._busy -= 1
 
@@ -315,7 +318,8 @@ class Delivery:
         entry.users += 1
         try:
             async with entry.lock:
-                await self._deliver(job_id)
+                with job_logging(job_id):
+                    await self._deliver(job_id)
         finally:
             entry.users -= 1
             if entry.users == 0:
@@ -421,6 +425,7 @@ class Delivery:
         content, files, components = await self.message_parts(loaded)
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
+        DELIVERIES.labels(job.state).inc()
         self._forget(job.id)
 
     def _forget(self, job_id: int) -> None:

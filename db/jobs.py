@@ -400,6 +400,17 @@ def stale(*, session: Session, queued_for: timedelta, heartbeat_for: timedelta, 
     )
 
 
+def live_counts(*, session: Session) -> list[tuple[str, str, str, int]]:
+    """``(model, lane, state, count)`` of the queued and running jobs: the queue depth (the
+    ``(state, queued_at)`` index serves it)."""
+    rows = session.execute(
+        select(Job.model, Job.lane, Job.state, func.count())
+        .where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+        .group_by(Job.model, Job.lane, Job.state)
+    ).all()
+    return [(model, lane, state, count) for model, lane, state, count in rows]
+
+
 def undelivered(*, session: Session, limit: int = 50) -> list[Job]:
     """Terminal jobs whose final state is not yet shown on Discord, oldest first."""
     return list(

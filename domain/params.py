@@ -8,6 +8,7 @@ numbers shown by ``imagine parse`` are the numbers that are rendered:
 * ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
 * ``--c`` (chaos) is carried in the spec; the worker perturbs each image's text conditioning with it
   (``inference.pipelines.conditioning``).
+* ``--style raw`` turns off the house negative prompt (``domain.capabilities.negative_prompt_for``).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ PARAMS: tuple[Param, ...] = (
     Param("q", "quality", Arity.VALUE, "--q 2", ("quality",)),
     Param("stop", "stop", Arity.VALUE, "--stop 80"),
     Param("tile", "tile", Arity.FLAG, "--tile"),
+    Param("style", "raw", Arity.VALUE, "--style raw"),
+    Param("raw", "raw", Arity.FLAG, "--raw"),
     Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
     Param("model", "model", Arity.VALUE, "--model sdxl"),
     Param("v", "model", Arity.VALUE, "--v 6", ("version",)),
@@ -130,11 +133,11 @@ PARAMS: tuple[Param, ...] = (
     Param("turbo", "lane", Arity.FLAG, "--turbo"),
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
-        Arity.FLAG, "raw", "hd", "test", "testp", "beta", "upbeta", "uplight", "upanime", "remaster", "creative",
+        Arity.FLAG, "hd", "test", "testp", "beta", "upbeta", "uplight", "upanime", "remaster", "creative",
         "draft", "video", "loop", "public", "stealth",
     ),
     *_ignored(
-        Arity.VALUE, "style", "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",
+        Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",
     ),
     *_ignored(Arity.TEXT, "sref", "cref", "oref", "profile", "p", "personalize"),
 )

@@ -10,7 +10,8 @@ Reading a prompt, in order:
    is prompt text. Midjourney parameters this bot lacks are dropped with a note.
 4. Merge the slash-command options; an option that disagrees with an inline parameter is an error.
 5. Image URLs at the start are set aside; ``a::2 b::-0.5`` becomes weighted parts.
-6. Resolve against the model: size, steps, guidance, sampler; give every job a concrete seed.
+6. Resolve against the model: size, steps, guidance, sampler; fit the job to what the model's family can
+   do (``domain.capabilities.fit``: dropped with a note, or refused); give every job a concrete seed.
 
 :func:`canonical_prompt` prints a spec back as a prompt that :func:`parse_prompt` reads as the same spec.
 Every error is a :class:`~domain.errors.PromptError` whose message says what to change.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.aspect import parse_aspect, size_for_aspect
+from domain.capabilities import fit
 from domain.catalog import Catalog, ModelPreset
 from domain.errors import PromptError
 from domain.params import (
@@ -88,7 +90,7 @@ _SPACE_CONTROLS = "\t\n\r\x0b\x0c\x85"
 _JOINERS = "\u200c\u200d"
 _TRAILING = ".,;"
 #: Settings that options and inline parameters share, in canonical order.
-_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "repeat", "model",
+_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "raw", "repeat", "model",
            "steps", "cfg", "sampler")
 
 
@@ -105,6 +107,7 @@ class PromptOptions:
     quality: float | None = None    # --q
     stop: int | None = None         # --stop
     tile: bool | None = None        # --tile
+    raw: bool | None = None         # --style raw
     repeat: int | None = None       # --r
     steps: int | None = None        # --steps
     cfg: float | None = None        # --cfg
@@ -354,6 +357,11 @@ def _inline_setting(given: _Given, catalog: Catalog, reading: _Reading) -> Any:
         return True
     if given.param.key == "lane":
         return Lane(name)
+    if given.param.key == "raw":
+        if name == "raw" or (value or "").lower() == "raw":
+            return True
+        reading.dropped.append(f"`--style {value}`")
+        return None
     if name == "v":
         preset = _find_version(catalog, value or "")
         if preset is None:
@@ -378,7 +386,7 @@ def _option_settings(
             continue
         text = format_number(raw) if isinstance(raw, float) else str(raw)
         label = f"`{key}: {text}`"
-        if key == "tile":
+        if key in ("tile", "raw"):
             settings[key] = (bool(raw), label)
             continue
         try:
@@ -565,7 +573,10 @@ def _resolve(
         quality=quality,
         stop=settings.get("stop", 100),
         tile=settings.get("tile", False),
+        raw=settings.get("raw", False),
     )
+    spec, dropped_by_model = fit(spec, preset.capabilities, model=preset.name)
+    notes.extend(dropped_by_model)
     return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
 
 
@@ -694,6 +705,8 @@ def canonical_prompt(spec: JobSpec, catalog: Catalog) -> str:
         parts.append(f"--stop {spec.stop}")
     if spec.tile:
         parts.append("--tile")
+    if spec.raw:
+        parts.append("--style raw")
     if preset is None or preset.name != catalog.default:
         parts.append(f"--model {spec.model}")
     if preset is None or spec.steps != steps_for_quality(preset.steps, spec.quality):
@@ -743,6 +756,7 @@ def _job_json(spec: JobSpec, canonical: str) -> dict[str, Any]:
         "quality": spec.quality,
         "stop": spec.stop,
         "tile": spec.tile,
+        "raw": spec.raw,
         "canonical": canonical,
     }
 

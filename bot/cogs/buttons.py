@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from bot.accounts import load_account, precheck
 from bot.components import grid_view
+from bot.metrics import observe_ack
 from bot.render import Recipe, job_detail, recipe_content
 from bot.submission import new_job, placeholder, submit_jobs
 from db import jobs as jobs_db
@@ -202,6 +203,7 @@ class Buttons(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # acknowledged; the job's own message follows
+        observe_ack(interaction, "button")
         try:
             if ref.action is Action.RECIPE:
                 await interaction.followup.send(await self._recipe(ref), ephemeral=True)

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import load_account, parse_for_member, precheck
+from bot.metrics import observe_ack
 from bot.submission import new_job, placeholder, submit_jobs, withdraw
 from domain.catalog import SCHEDULERS
 from domain.errors import PromptError, RefusedError
@@ -105,6 +106,7 @@ class Imagine(commands.Cog):
             return
 
         response = await interaction.response.defer(thinking=True)
+        observe_ack(interaction, "imagine")
         message_ids: list[int | None] = [response.message_id if response else None]
         prompts = parsed.canonicals
         if len(parsed.specs) > 1:

@@ -158,11 +158,11 @@ def test_negatives_merge() -> None:
     assert spec("x --no b", PromptOptions(negative="a")).negative_prompt == "a, b"
 
 
-def test_style_raw_is_dropped_with_a_note_as_there_is_no_house_style() -> None:
+def test_style_raw_turns_off_the_house_style() -> None:
     for text in ("x --style raw", "x --raw"):
-        parsed = parse(text)
-        assert parsed.canonical == "x --seed 1234"
-        assert parsed.notes[0].startswith("Ignored Midjourney parameters this bot does not have: `--")
+        assert spec(text).raw is True
+    assert spec("x").raw is False
+    assert parse("x --style raw").canonical == "x --seed 1234 --style raw"
 
 
 # What real prompts look like.
@@ -245,7 +245,7 @@ def test_a_prompt_pasted_from_midjourney_runs() -> None:
     assert has(s, prompt="portrait of a woman, cinematic lighting", aspect="2:3", model="sdxl")
     assert has(s, stylize=250, width=832, height=1280)
     assert parsed.notes == [
-        "Ignored Midjourney parameters this bot does not have: `--style`, `--sref`, `--p`, `--cw`.",
+        "Ignored Midjourney parameters this bot does not have: `--sref`, `--p`, `--cw`.",
         "Image prompts are not supported yet; ignored 1 image URL.",
     ]
     assert parsed.lane is Lane.TURBO
@@ -268,8 +268,9 @@ def test_the_last_lane_flag_wins_with_a_note() -> None:
 
 def test_other_styles_are_dropped_with_a_note() -> None:
     parsed = parse("x --style cute")
+    assert not parsed.specs[0].raw
     assert parsed.canonical == "x --seed 1234"
-    assert parsed.notes == ["Ignored Midjourney parameters this bot does not have: `--style`."]
+    assert parsed.notes == ["Ignored Midjourney parameters this bot does not have: `--style cute`."]
 
 
 def test_unknown_versions_and_missing_niji_are_ignored_with_a_note() -> None:
