@@ -78,7 +78,7 @@ def info_content(info: Info) -> str:
         # A grant that ends before its period would renew: say when it ends, not a renewal it will not see.
         last_day = ends - timedelta(microseconds=1)
         lines.append(f"**Ends:** {last_day.astimezone(UTC):%Y-%m-%d} (<t:{int(ends.timestamp())}:R>), the last day "
-                     f"of this grant; then the default plan")
+                     "of this grant; then the plan your roles or subscription give, or the default one")
     elif period.end is not None:
         lines.append(f"**Renews:** {_day(period.end)}")
     else:
