@@ -111,13 +111,12 @@ def _status(view: JobView) -> str:
         where = f"position {(view.position or 0) + 1} in the queue"
         return f"(Waiting to start, {where}{eta}) ({view.lane})"
     if view.state is JobState.RUNNING:
-        left = f", {format_eta(view.eta_s)} left" if view.eta_s is not None else ""
+        lane = f"({view.lane}, {format_eta(view.eta_s)} left)" if view.eta_s is not None else f"({view.lane})"
         if view.progress_total:
-            percent = int(100 * view.progress_step / view.progress_total)
-            return f"({percent}%{left}) ({view.lane})"
+            return f"({int(100 * view.progress_step / view.progress_total)}%) {lane}"
         if view.kind is JobKind.UPSCALE:  # Real-ESRGAN and Lanczos have no steps to count
-            return f"(Upscaling…{left}) ({view.lane})"
-        return f"(Starting…{left}) ({view.lane})"
+            return f"(Upscaling…) {lane}"
+        return f"(Starting…) {lane}"
     if view.state is JobState.SUCCEEDED:
         parts = [p for p in (view.model, view.lane) if p]
         if view.total_s is not None:

@@ -23,7 +23,7 @@ def test_each_state_reads_like_midjourney() -> None:
     assert job_content(view(state=JobState.RUNNING)).endswith("(Starting…) (fast)")
     assert job_content(view(state=JobState.RUNNING, progress_step=5, progress_total=20)).endswith("(25%) (fast)")
     assert job_content(view(state=JobState.RUNNING, progress_step=5, progress_total=20, eta_s=90)).endswith(
-        "(25%, about 2 min left) (fast)")
+        "(25%) (fast, about 2 min left)")
     # An upscale without steps (Real-ESRGAN, Lanczos) says what it does; a creative one counts its steps.
     assert job_content(view(kind=JobKind.UPSCALE, state=JobState.RUNNING)).endswith("(Upscaling…) (fast)")
     assert job_content(view(kind=JobKind.UPSCALE, state=JobState.RUNNING, progress_step=3,
