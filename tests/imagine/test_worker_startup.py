@@ -41,6 +41,7 @@ def test_a_model_that_cannot_load_is_reported_and_its_queues_are_not_served(
     database_url: str, redis_url: str, tiny_models: Path, tmp_path: Path
 ) -> None:
     models = _models_file(tiny_models, tmp_path)
+    (tmp_path / "data").mkdir()
     settings = make_settings(database_url=database_url, redis_url=redis_url, models_file=models,
                              data_dir=tmp_path / "data")
     worker = start_worker(settings)

@@ -26,8 +26,10 @@ def test_missing_weights_and_missing_files(preset: ModelPreset, tmp_path: Path) 
     for weights in (copy / "unet").glob("*.safetensors"):
         weights.unlink()
     assert check_model(_at(preset, str(copy))) == f"its unet weights are missing from {copy / 'unet'}"
-    shutil.rmtree(copy / "vae")
-    assert check_model(_at(preset, str(copy))) == f"its vae folder is missing from {copy}"
+    other = tmp_path / "other"
+    shutil.copytree(preset.source, other)
+    shutil.rmtree(other / "vae")
+    assert check_model(_at(preset, str(other))) == f"its vae folder is missing from {other}"
     problem = check_model(_at(preset, str(tmp_path / "nothing-here")))
     assert problem is not None and problem.startswith(f"no pipeline at {tmp_path / 'nothing-here'}")
     assert check_model(_at(preset, str(tmp_path / "model.safetensors"))) == (
