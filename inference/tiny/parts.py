@@ -151,7 +151,7 @@ def autoencoder_kl(
     return vae
 
 
-def sharpen_posterior(moments: torch.nn.Module, latent_channels: int) -> None:
+def sharpen_posterior(moments: Any, latent_channels: int) -> None:
     """Make the encoder's last convolution ``moments`` (outputs: means, then log-variances) give every latent a
     near-zero variance, as a trained VAE's is; random weights would give them a spread as large as their values."""
     with torch.no_grad():

@@ -85,7 +85,7 @@ def build(seed: int = 0) -> Any:
             joint_attention_dim=TEXT_WIDTH,
             axes_dims_rope=(4, 6, 6),  # sums to attention_head_dim
         )
-        vae = AutoencoderKLQwenImage(
+        vae: Any = AutoencoderKLQwenImage(
             base_dim=8,
             z_dim=LATENT_CHANNELS,
             dim_mult=[1, 2, 4, 4],
