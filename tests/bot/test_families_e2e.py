@@ -18,7 +18,7 @@ from tests.support.messages import shows_result
 TIMEOUT = 120.0
 EPHEMERAL = 64
 #: The tiny model of each family (``inference.tiny``).
-MODELS = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage"]
+MODELS = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-qwenimage"]
 
 
 def size_of(fake: FakeDiscord, message: dict[str, Any]) -> tuple[int, int]:

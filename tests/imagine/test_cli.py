@@ -71,7 +71,11 @@ def test_parse_prints_json_and_fails_with_exit_2_on_a_bad_prompt(tiny_models: Pa
     assert "--ar" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("model", ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage"])
+#: The tiny model of each family (``inference.tiny``).
+FAMILY_MODELS = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-qwenimage"]
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
 def test_generate_writes_a_2x2_grid_on_every_family(tiny_models: Path, tmp_path: Path, model: str) -> None:
     out = tmp_path / "grid.png"
     env = {"MODELS_FILE": str(tiny_models)}
