@@ -31,11 +31,22 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     store: ImageStore
     owner: str
+    #: This process's device as configured (``cuda:1``), or None for the default device (first GPU, or CPU).
+    device: str | None = None
+    #: What torch is given for it (``cuda:0`` once CUDA_VISIBLE_DEVICES is narrowed to that GPU).
+    torch_device: str | None = None
     pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:
             from inference.pipelines import PipelineCache
 
-            self.pipelines = PipelineCache()
+            self.pipelines = PipelineCache(device=self.torch_device)
         return self.pipelines
+
+    @property
+    def device_label(self) -> str:
+        """The device for logs and metrics: the configured name, else the one the pipelines chose."""
+        if self.device is not None:
+            return self.device
+        return str(self.pipelines.device) if self.pipelines is not None else "default"
