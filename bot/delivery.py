@@ -330,7 +330,8 @@ class Delivery:
         files: list[discord.File] = []
         components: discord.ui.View | None = None
         if view.state is JobState.SUCCEEDED and job.result_key:
-            files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
+            files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT,
+                                                spoiler=job.flagged))  # flagged by the safety check
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
             components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
         message_id = await self._show(job, content, files, components)
@@ -388,8 +389,9 @@ class Delivery:
             state=self.bot._connection,
         )
 
-    async def _attachment(self, key: str, limit: int) -> discord.File:
-        """The stored image as an upload of at most ``limit`` bytes (re-encoded or downscaled to fit)."""
+    async def _attachment(self, key: str, limit: int, *, spoiler: bool = False) -> discord.File:
+        """The stored image as an upload of at most ``limit`` bytes (re-encoded or downscaled to fit),
+        behind a spoiler when ``spoiler``."""
         from inference.grid import encode_for_upload
 
         data = await asyncio.to_thread(self.services.store.get, key)
@@ -397,7 +399,7 @@ class Delivery:
         if len(data) > limit:
             stem = name.rsplit(".", 1)[0]
             data, name = await asyncio.to_thread(_reencode, data, limit, stem, encode_for_upload)
-        return discord.File(io.BytesIO(data), filename=name)
+        return discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)
 
 
 def _reencode(data: bytes, limit: int, stem: str, encode: Any) -> tuple[bytes, str]:

@@ -21,7 +21,7 @@ from inference.dispatch import publish
 if TYPE_CHECKING:
     from bot.services import BotServices
 
-__all__ = ["TOKEN_LIFETIME", "submit_jobs", "token_expiry", "withdraw"]
+__all__ = ["TOKEN_LIFETIME", "is_age_restricted", "submit_jobs", "token_expiry", "withdraw"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ async def submit_jobs(
         first = new_jobs[0]
         requester = None if interaction is not None else Requester(first.user_id, first.user_name, first.guild_id)
         account = await load_account(services, interaction, requester=requester)
-    new_jobs = [dataclasses.replace(new, lane=lane or account.lane) for new in new_jobs]
+    age_restricted = interaction is not None and is_age_restricted(interaction.channel)
+    new_jobs = [dataclasses.replace(new, lane=lane or account.lane, age_restricted=age_restricted)
+                for new in new_jobs]
     results = await services.db.run(
         submission_db.submit_jobs,
         new_jobs=new_jobs,
@@ -91,6 +93,12 @@ async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: lis
     except discord.HTTPException:
         log.debug("original response of %s already gone", interaction.id)
     await interaction.followup.send(text, ephemeral=True)
+
+
+def is_age_restricted(channel: Any) -> bool:
+    """An age-restricted (NSFW) channel: its image policy may allow what others do not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def now() -> datetime:

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from db import quota
-from db.moderation import resolve_image_action
 from db.models import Guild, Image, Job, User
+from db.moderation import resolve_image_action
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
 __all__ = [
@@ -252,6 +252,7 @@ def finish(
     error: str | None = None,
     images: list[dict[str, Any]] | None = None,
     upscale_method: str | None = None,
+    flagged: bool = False,
 ) -> Job | None:
     """Move a running job to a terminal state, once. ``owner=None`` finishes regardless of owner (reaper)."""
     assert state.is_terminal
@@ -267,6 +268,7 @@ def finish(
             result_key=result_key,
             error=error,
             upscale_method=upscale_method,
+            flagged=flagged,
             preview_key=None,  # the worker deletes its last preview: the result replaces it
             finished_at=func.now(),
         )

@@ -21,9 +21,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db import jobs as jobs_db
+from db import moderation as moderation_db
 from db import quota
 from db.models import Balance, Ban, Entitlement, Grant, Job, RolePlan, User
 from domain.errors import PlanError
+from domain.moderation import PromptFilter
 from domain.plans import Plan, PlanBook, PlanSource, ResolvedPlan, SourceKind, resolve_plan
 from domain.spec import JobState, Lane
 
@@ -95,6 +97,8 @@ class Account:
     active: dict[Lane, int] = field(default_factory=dict)
     #: The ban in force where the member asked (this server's, or a global one), if any.
     ban: Ban | None = None
+    #: The content filter of the server they asked in (``db.moderation.prompt_filter``).
+    prompt_filter: PromptFilter = field(default_factory=PromptFilter.build)
 
     @property
     def plan(self) -> Plan:
@@ -318,7 +322,7 @@ def active_counts(*, session: Session, user_id: int) -> dict[Lane, int]:
 def load_account(*, session: Session, requester: Requester, book: PlanBook, now: datetime) -> Account:
     """Everything a command needs about the member, in one transaction. Creates the user row on first
     contact, records the entitlements Discord sent, resolves the plan and makes sure this period's
-    balance exists (with the plan's fast time)."""
+    balance exists (with the plan's fast time); with the ban and the content filter of where they asked."""
     user = touch_user(session=session, user_id=requester.user_id, name=requester.name or None)
     for entitlement in requester.entitlements:
         record_entitlement(session=session, entitlement=entitlement)
@@ -327,7 +331,8 @@ def load_account(*, session: Session, requester: Requester, book: PlanBook, now:
     balance = quota.ensure_balance(session=session, user_id=user.id, period=resolved.period, plan=resolved.plan)
     return Account(user=user, resolved=resolved, balance=balance,
                    active=active_counts(session=session, user_id=user.id),
-                   ban=active_ban(session=session, user_id=user.id, guild_id=requester.guild_id))
+                   ban=active_ban(session=session, user_id=user.id, guild_id=requester.guild_id),
+                   prompt_filter=moderation_db.prompt_filter(session=session, guild_id=requester.guild_id))
 
 
 def user_jobs(*, session: Session, user_id: int, limit: int = 10) -> list[tuple[Job, int]]:

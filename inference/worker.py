@@ -30,6 +30,7 @@ class WorkerContext:
     store: ImageStore
     owner: str
     pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
+    safety: Any = field(default=None)  # inference.safety.SafetyClassifier, loaded on first use
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:
@@ -37,6 +38,16 @@ class WorkerContext:
 
             self.pipelines = PipelineCache()
         return self.pipelines
+
+    def safety_classifier(self) -> Any:
+        """The image safety classifier (``IMAGE_SAFETY_MODEL``), or None when none is configured."""
+        if self.safety is None and self.settings.image_safety_model:
+            from inference.safety import SafetyClassifier
+
+            self.safety = SafetyClassifier(self.settings.image_safety_model,
+                                           unsafe_labels=self.settings.unsafe_labels,
+                                           threshold=self.settings.image_safety_threshold)
+        return self.safety
 
 
 _config: tuple[Settings, Catalog, str] | None = None
