@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.components import JobButton
 from bot.delivery import Delivery
-from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree
+from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_component
 from bot.moderation import AppealButton
 from bot.services import BotServices
 
@@ -21,6 +21,10 @@ __all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.account", "bot.cogs.admin")
+
+
+#: The custom_ids the bot's buttons take (their DynamicItem templates).
+_BUTTON_TEMPLATES = tuple(item.__discord_ui_compiled_template__ for item in (JobButton, AppealButton))
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -58,6 +62,10 @@ class ImagineBot(commands.Bot):
         else:
             await self.tree.sync()
         self.delivery.start()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A click on a button none of ours takes (forged, or from another bot's message) is answered too."""
+        await answer_unknown_component(interaction, _BUTTON_TEMPLATES)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))

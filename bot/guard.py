@@ -11,7 +11,8 @@ change, and nothing is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import discord
@@ -20,11 +21,20 @@ from discord.enums import AppCommandOptionType as OptionType
 
 from domain.errors import SlowDownError
 
-__all__ = ["DEFAULT_MAX_CHARS", "UNKNOWN_COMMAND", "GuardedTree", "allow_click", "option_problem"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "UNKNOWN_BUTTON",
+    "UNKNOWN_COMMAND",
+    "GuardedTree",
+    "allow_click",
+    "answer_unknown_component",
+    "option_problem",
+]
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_COMMAND = "I don't know that command (it may have been renamed or removed). Type `/` to see my commands."
+UNKNOWN_BUTTON = "That button isn't one I can use. Use the buttons under a finished image."
 MALFORMED = "That command arrived incomplete or garbled. Please run it again from the `/` menu."
 #: The most characters of a string option that declares no length of its own (names, plans, models).
 DEFAULT_MAX_CHARS = 100
@@ -158,6 +168,32 @@ class GuardedTree(app_commands.CommandTree[Any]):
 async def allow_click(interaction: discord.Interaction[Any]) -> bool:
     """The rate limit for a button click (a component's ``interaction_check``); False: refused, answered."""
     return await _within_rate_limit(interaction)
+
+
+async def answer_unknown_component(interaction: discord.Interaction[Any], templates: Sequence[re.Pattern[str]]) -> None:
+    """Answer a click that discord.py would drop, leaving the member with "This interaction failed": a
+    custom_id none of the bot's buttons (``templates``) takes, or one the clicked message does not show
+    (a forged payload)."""
+    if interaction.type is not discord.InteractionType.component:
+        return
+    custom_id = interaction.data.get("custom_id") if isinstance(interaction.data, dict) else None
+    ours = isinstance(custom_id, str) and any(template.fullmatch(custom_id) for template in templates)
+    if ours and interaction.message is not None and custom_id in _custom_ids(interaction.message.components):
+        return
+    log.info("click on an unknown custom_id %r from %s", str(custom_id)[:100], interaction.user.id)
+    await _refuse(interaction, UNKNOWN_BUTTON)
+
+
+def _custom_ids(components: Sequence[Any]) -> set[str]:
+    """Every custom_id in a message's components (rows, containers, sections and their accessories)."""
+    found: set[str] = set()
+    for component in components:
+        if isinstance(getattr(component, "custom_id", None), str):
+            found.add(component.custom_id)
+        children = [*getattr(component, "children", ()), *getattr(component, "components", ())]
+        accessory = getattr(component, "accessory", None)
+        found |= _custom_ids([*children, *([accessory] if accessory is not None else [])])
+    return found
 
 
 async def _within_rate_limit(interaction: discord.Interaction[Any]) -> bool:

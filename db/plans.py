@@ -358,14 +358,17 @@ def usage_report(
         raise PlanError(f"User {user_id} has never used the bot.")
     guild_id = requester.guild_id if requester is not None else None
     balance = quota.current_balance(session=session, user_id=user_id, now=now) if requester is None else None
+    plan_name = balance.plan if balance is not None else None
     if balance is None:
         sources = plan_sources(session=session, requester=requester or Requester(user_id), user=user, book=book,
                                now=now)
         resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
+        plan_name = resolved.plan.name  # the plan they have here (a shared balance may show another's)
         balance = quota.get_balance(session=session, user_id=user_id, period_start=resolved.period.start)
         if balance is None:
             balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
                                            plan=resolved.plan)
+    assert plan_name is not None
     mine = [Job.user_id == user_id] + ([Job.guild_id == guild_id] if guild_id is not None else [])
     states = {state.value: 0 for state in JobState}
     for state, count in session.execute(select(Job.state, func.count()).where(*mine).group_by(Job.state)):
@@ -376,13 +379,13 @@ def usage_report(
     ).one()
     grants = list_grants(session=session, user_id=user_id, now=now, guild_id=guild_id, all_servers=requester is None)
     ban_row = active_ban(session=session, user_id=user_id, guild_id=guild_id)
-    plan = book.plans.get(balance.plan)
+    plan = book.plans.get(plan_name)
     return {
         "user_id": user.id,
         "name": user.name,
         "guild_id": str(guild_id) if guild_id is not None else None,
-        "plan": balance.plan,
-        "plan_display_name": plan.display_name if plan else balance.plan,
+        "plan": plan_name,
+        "plan_display_name": plan.display_name if plan else plan_name,
         "period": {
             "start": balance.period_start.isoformat(),
             "end": balance.period_end.isoformat() if balance.period_end else None,
