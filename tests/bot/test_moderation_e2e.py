@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot
 from bot.cogs.admin import NOT_A_MEMBER
-from bot.moderation import NOT_HERE
+from bot.moderation import NOT_HERE, STEALTH
 from db.models import Ban, Grant, Job, ModerationEvent
+from db.moderation import job_visible_to
+from domain.actions import NOT_OURS
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeUser
 from tests.support.waiting import eventually
 
@@ -202,3 +204,26 @@ async def test_a_blocked_prompt_is_refused_with_an_appeal_and_logged_for_this_se
     assert await reply(fake, "admin filter block", {"term": "*"}, user=manager) == (
         "A term needs at least two letters or digits.")
     assert await bot.services.db.run(_count(Job, Job.user_id == dora.id)) == 0
+
+
+async def test_a_stealth_job_is_its_owners_alone(fake: FakeDiscord, bot: ImagineBot) -> None:
+    owner = fake.add_user(f"stella{next(_names)}")
+    manager = manager_of(fake, fake.guild)
+    await reply(fake, "admin grant", {"user": owner, "plan": "premium"}, user=manager)
+    assert "Visibility: stealth" in await reply(fake, "settings", {"stealth": True}, user=owner)
+    made = await fake.slash_command("imagine", {"prompt": "a secret garden --seed 5 --q .25"}, user=owner)
+    assert (await made.wait_ack()).type == 5
+    [job] = await eventually(lambda: bot.services.db.run(_rows(Job, Job.user_id == owner.id)), bool)
+    assert job.stealth
+
+    onlooker = fake.add_user(f"otto{next(_names)}")
+    posted = await fake.post_as_user("look", user=onlooker)
+    for custom_id in (f"job:{job.id}:upscale:1", f"job:{job.id}:recipe", f"job:{job.id}:reroll"):
+        assert await click_reply(fake, posted, custom_id, user=onlooker, channel=fake.channel) == STEALTH
+    assert await bot.services.db.run(_count(Job, Job.user_id == onlooker.id)) == 0
+    assert not await bot.services.db.run(job_visible_to, job_id=job.id, user_id=onlooker.id)
+    assert await bot.services.db.run(job_visible_to, job_id=job.id, user_id=owner.id)
+    # The owner's own click passes the stealth check (a grid has no recipe: it is refused for that instead,
+    # or because the job has not finished yet).
+    assert await click_reply(fake, posted, f"job:{job.id}:recipe", user=owner, channel=fake.channel) in (
+        "That job hasn't finished yet. Wait for its images, then try again.", NOT_OURS)
