@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -229,7 +229,7 @@ def list_grants(*, session: Session, user_id: int, now: datetime, guild_id: int 
                 all_servers: bool = False) -> list[Grant]:
     """A member's grants in force at ``now`` in ``guild_id`` (its own and the global ones), or in any
     server (``all_servers``: what an operator sees)."""
-    scope = Grant.id.is_not(None) if all_servers else _applies_in(Grant.guild_id, guild_id)
+    scope = true() if all_servers else _applies_in(Grant.guild_id, guild_id)
     return list(session.execute(
         select(Grant)
         .where(Grant.user_id == user_id, scope, Grant.revoked_at.is_(None),

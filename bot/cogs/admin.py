@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _grant_scope(grant: dict[str, Any], report: dict[str, Any]) -> str:
+    if grant["guild_id"] is None:
+        return "everywhere"
+    return "here" if report["guild_id"] is not None else f"server {grant['guild_id']}"
+
+
 def usage_content(report: dict[str, Any]) -> str:
     """``/admin usage``: the same facts as ``imagine admin usage --json``, for people."""
     fast = report["fast_ms"]
@@ -35,12 +41,10 @@ def usage_content(report: dict[str, Any]) -> str:
     end = period["end"][:10] if period["end"] else "never renews"
     jobs = ", ".join(f"{count} {state}" for state, count in report["jobs"].items())
     grants = "; ".join(
-        f"{g['plan']} until {g['expires_at'][:10] if g['expires_at'] else 'revoked'}"
-        + (" (here)" if g.get("guild_id") and report.get("guild_id") else "" if report.get("guild_id")
-           else f" (server {g['guild_id']})" if g.get("guild_id") else " (everywhere)")
+        f"{g['plan']} until {g['expires_at'][:10] if g['expires_at'] else 'revoked'} ({_grant_scope(g, report)})"
         for g in report["grants"]
     ) or "none"
-    where = "in this server" if report.get("guild_id") else "in every server"
+    where = "in this server" if report["guild_id"] is not None else "in every server"
     lines = [
         f"**<@{report['user_id']}>** ({report['name'] or 'unknown'}) {where}: plan **{report['plan_display_name']}**, "
         f"period {period['start'][:10]} → {end}",
