@@ -1,4 +1,9 @@
-"""The bot: a ``commands.Bot`` that loads one extension per feature and registers persistent buttons."""
+"""The bot: a ``commands.Bot`` that loads one extension per feature and registers persistent buttons.
+
+:func:`create_bot` picks the class: :class:`ImagineBot` (one gateway connection), or, with ``DISCORD_SHARDS``
+set, :class:`ShardedImagineBot`, the same bot on discord.py's ``AutoShardedBot`` (several shards in one
+process; Discord requires sharding from 2,500 servers).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_co
 from bot.moderation import AppealButton
 from bot.services import BotServices
 
-__all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
+__all__ = ["EXTENSIONS", "ImagineBot", "ShardedImagineBot", "create_bot", "point_discord_at"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,8 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
     """Aim discord.py at a Discord API (the real one, a REST proxy, or a test fake).
 
     discord.py has no setting for this: every REST route (webhooks and interaction callbacks included)
-    is built from ``Route.BASE``, and a non-sharded client connects to ``DEFAULT_GATEWAY``.
+    is built from ``Route.BASE``, and a client connects to ``DEFAULT_GATEWAY`` (an auto-sharded client
+    with no shard count asks ``GET /gateway/bot`` instead, which is a REST route).
     """
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
@@ -107,3 +113,20 @@ class ImagineBot(commands.Bot):
         await self.delivery.stop()
         await super().close()
         await self.services.close()
+
+
+class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):
+    """:class:`ImagineBot` on ``AutoShardedBot``: each shard is a gateway connection for a share of the servers.
+
+    Nothing else changes: interactions carry their own tokens, and deliveries go through webhooks and REST.
+    """
+
+
+def create_bot(services: BotServices, **options: Any) -> ImagineBot:
+    """The bot ``DISCORD_SHARDS`` asks for: unsharded (empty), Discord's shard count (``auto``), or N shards."""
+    shards = services.settings.discord_shards
+    if not shards:
+        return ImagineBot(services, **options)
+    if shards != "auto":
+        options.setdefault("shard_count", int(shards))
+    return ShardedImagineBot(services, **options)

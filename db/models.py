@@ -90,6 +90,9 @@ class Job(Base):
         UniqueConstraint("user_id", "idem_key", name="uq_jobs_user_idem"),
         Index("ix_jobs_state_queued_at", "state", "queued_at"),
         Index("ix_jobs_undelivered", "delivered_state", "state"),
+        # Queue positions (queued jobs ahead in a model and lane) and ETAs (recent run times of a queue).
+        Index("ix_jobs_queued_by_queue", "queue", "id", postgresql_where=text("state = 'queued'")),
+        Index("ix_jobs_succeeded_by_queue", "queue", "finished_at", postgresql_where=text("state = 'succeeded'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -20,10 +20,10 @@ from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db import jobs as jobs_db
 from db import moderation as moderation_db
 from db import quota
 from db.models import Balance, Ban, Entitlement, Grant, Job, RolePlan, User
+from db.queue import queue_position
 from domain.errors import PlanError
 from domain.moderation import PromptFilter
 from domain.plans import Plan, PlanBook, PlanSource, ResolvedPlan, SourceKind, resolve_plan
@@ -340,7 +340,7 @@ def user_jobs(*, session: Session, user_id: int, limit: int = 10) -> list[tuple[
     jobs = session.execute(
         select(Job).where(Job.user_id == user_id, Job.state.in_(_ACTIVE)).order_by(Job.id).limit(limit)
     ).scalars()
-    return [(job, jobs_db.queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0)
+    return [(job, queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0)
             for job in jobs]
 
 

@@ -3,8 +3,9 @@
 For each job of a request, under the member's row lock (``db.plans.lock_user``), so one member's submits
 happen one at a time and their limits are counted exactly:
 
-1. a job already made with the same idempotency key (a double click, a retried interaction) is returned
-   as it is, and nothing more is charged;
+1. a job already made with the same idempotency key (a retried interaction), or by the same button
+   clicked by the same member within :data:`domain.actions.DOUBLE_CLICK_S` (a double click), is returned as
+   it is, and nothing more is charged;
 2. the lane: from the member's chosen lane down (turbo, fast, relax), the first one the plan includes
    whose reservation fits what is left of the period's fast time (``db.quota.reserve``, a conditional
    UPDATE; relax reserves nothing);
@@ -26,6 +27,7 @@ from db import jobs as jobs_db
 from db import plans as plans_db
 from db import quota
 from db.models import Job
+from db.queue import queue_position
 from domain.errors import BannedError, LimitError
 from domain.lanes import choose_lane
 from domain.plans import ResolvedPlan
@@ -70,8 +72,11 @@ def submit_jobs(
     out: list[tuple[Job, bool, int]] = []
     for new, estimate in zip(new_jobs, estimates, strict=True):
         existing = jobs_db.by_idem_key(session=session, user_id=user.id, idem_key=new.idem_key)
+        if existing is None and new.click_key is not None and new.interaction_id is not None:
+            existing = jobs_db.same_click(session=session, user_id=user.id, click_key=new.click_key,
+                                          interaction_id=new.interaction_id)
         if existing is not None:
-            out.append((existing, False, jobs_db.queue_position(session=session, job=existing)))
+            out.append((existing, False, queue_position(session=session, job=existing)))
             continue
 
         # 2. The lane: the first one that fits, from the member's choice down (domain.lanes.choose_lane).
@@ -101,5 +106,5 @@ def submit_jobs(
         if amount:
             quota.record(session=session, balance=balance, kind="reserve", amount_ms=amount, job_id=job.id,
                          idem_key=new.idem_key)
-        out.append((job, True, jobs_db.queue_position(session=session, job=job)))
+        out.append((job, True, queue_position(session=session, job=job)))
     return out

@@ -20,17 +20,20 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import jobs as jobs_db
 from db import moderation as moderation_db
+from db.models import Job
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
 from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
+from inference.joblog import job_logging
+from inference.metrics import observe_finished
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from inference.context import WorkerContext
     from inference.pipelines import RenderResult
     from inference.safety import SafetyClassifier
-    from inference.worker import WorkerContext
 
 __all__ = ["HEARTBEAT_EVERY_S", "run_job"]
 
@@ -64,6 +67,10 @@ class _Heartbeat(threading.Thread):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
+        with job_logging(self.job_id):
+            self._beat()
+
+    def _beat(self) -> None:
         while not self.stop_event.wait(HEARTBEAT_EVERY_S):
             try:
                 with self.ctx.sessions() as session, session.begin():
@@ -144,11 +151,6 @@ class _Progress:
         return self.heartbeat.cancelled.is_set()
 
 
-def owner_name() -> str:
-    """How this process names itself as a job's owner: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def owner_is_dead(owner: str) -> bool:
     """True when ``owner`` is a process on this host that no longer exists (a killed worker child).
 
@@ -169,7 +171,13 @@ def owner_is_dead(owner: str) -> bool:
 
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     """Run a job if we can claim it. Returns the final state, None when someone else has the job, or
-    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again)."""
+    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again).
+    Every line logged meanwhile carries the job id."""
+    with job_logging(job_id):
+        return _run_job(ctx, job_id)
+
+
+def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
     with ctx.sessions() as session, session.begin():
         current = jobs_db.owner_of(session=session, job_id=job_id)
@@ -184,6 +192,7 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
         jobs_db.notify(session=session, job_id=job_id)
         spec = JobSpec.from_dict(job.spec)
         kind = JobKind(job.kind)
+        wait_s = (job.started_at - job.queued_at).total_seconds() if job.started_at else None
         where = {"user_id": job.user_id, "guild_id": job.guild_id, "channel_id": job.channel_id,
                  "prompt": job.prompt}
         action = ImageAction(job.image_action) if job.image_action else ImageAction.ALLOW
@@ -191,14 +200,15 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     heartbeat = _Heartbeat(ctx, job_id)
     heartbeat.start()
     # Images checked when done show no previews: a preview would show them before the check.
-    checked = action is not ImageAction.ALLOW and bool(ctx.settings.image_safety_model)
+    checked = action is not ImageAction.ALLOW and ctx.safety_config is not None
     progress = _Progress(ctx, job_id, heartbeat, previews=not checked)
+    cause = None
     try:
         check = _ImageCheck(ctx.safety_classifier(), action) if checked else None
         state, fields = _render(ctx, job_id, kind, spec, progress, check=check)
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        state, fields = JobState.FAILED, {"error": _user_error(exc)}
+        state, fields, cause = JobState.FAILED, {"error": _user_error(exc)}, failure_cause(exc)
     finally:
         heartbeat.stop_event.set()
 
@@ -207,18 +217,27 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
         finished = _finish(ctx, job_id, state, fields, event={**where, "kind": event} if event else None)
     finally:
         progress.discard()
-    if not finished:
+    if finished is None:
         log.warning("job %s: lost the claim before finishing; result dropped", job_id)
         return None
-    log.info("job %s: %s (%s ms)", job_id, state.value, fields.get("gpu_ms"))
+    log.info("job %s: %s (%s ms on %s)", job_id, state.value, fields.get("gpu_ms"), ctx.device_label)
+    observe_finished(
+        model=spec.model, lane=finished.lane, kind=kind.value, state=state.value, device=ctx.device_label,
+        wait_s=wait_s, run_s=_seconds_between(finished.started_at, finished.finished_at),
+        gpu_ms=finished.gpu_ms, charged_ms=finished.charged_ms, cause=cause,
+    )
     return state
 
 
+def _seconds_between(start: Any, end: Any) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
 def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any],
-            event: dict[str, Any] | None = None) -> bool:
+            event: dict[str, Any] | None = None) -> Job | None:
     """Record the outcome (and, for flagged images, the audit row), retrying while the database is briefly
-    unreachable: the GPU work is done and must not be lost to a restart of PostgreSQL. Returns False when
-    the job is no longer ours."""
+    unreachable: the GPU work is done and must not be lost to a restart of PostgreSQL. Returns the finished
+    row, or None when the job is no longer ours."""
     delay = 0.5
     deadline = time.monotonic() + FINISH_RETRY_S
     while True:
@@ -229,7 +248,7 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
                     if event is not None:
                         moderation_db.record_event(session=session, job_id=job_id, **event)
                     jobs_db.notify(session=session, job_id=job_id)
-                return done is not None
+                return done
         except OperationalError:
             if time.monotonic() + delay > deadline:
                 raise
@@ -332,6 +351,18 @@ def _store_grid(ctx: WorkerContext, job_id: int, result: RenderResult) -> dict[s
     grid_key = f"jobs/{job_id}/grid.png"
     ctx.store.put(grid_key, _png(compose_grid(result.images)), "image/png")
     return {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
+
+
+def failure_cause(exc: Exception) -> str:
+    """A short, bounded label for the failures metric."""
+    name = type(exc).__name__
+    if "OutOfMemory" in name:
+        return "out_of_memory"
+    if isinstance(exc, ImageNotFoundError):
+        return "source_missing"
+    if name in ("SoftTimeLimitExceeded", "TimeLimitExceeded"):
+        return "time_limit"
+    return name
 
 
 def _user_error(exc: Exception) -> str:

@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["SafetyClassifier"]
+__all__ = ["SafetyClassifier", "SafetyConfig"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    """``IMAGE_SAFETY_MODEL``, ``IMAGE_SAFETY_LABELS`` and ``IMAGE_SAFETY_THRESHOLD``, as plain values."""
+
+    model: str
+    unsafe_labels: frozenset[str]
+    threshold: float
+
+    def load(self, device: str | None = None) -> SafetyClassifier:
+        return SafetyClassifier(self.model, unsafe_labels=self.unsafe_labels, threshold=self.threshold,
+                                device=device)
 
 
 class SafetyClassifier:

@@ -25,11 +25,12 @@ from domain.catalog import load_catalog
 from domain.moderation import ImageAction
 from domain.plans import load_plans
 from domain.spec import JobState
-from inference.runner import BLOCKED, owner_name, run_job
+from inference.context import WorkerContext, owner_name
+from inference.runner import BLOCKED, run_job
+from inference.safety import SafetyConfig
 from inference.storage import open_store
-from inference.worker import WorkerContext
 from tests.support.factories import new_job, next_id, spec
-from tests.support.safety import write_safety_model
+from tests.support.safety import UNSAFE, write_safety_model
 from tests.support.services import make_settings
 
 
@@ -48,10 +49,10 @@ def safety_models(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
 
 def worker_context(sessions: sessionmaker[Session], database_url: str, tiny_models: Path, data_dir: Path,
                    model: Path) -> WorkerContext:
-    settings = make_settings(database_url=database_url, models_file=tiny_models, data_dir=data_dir,
-                             image_safety_model=str(model))
-    return WorkerContext(settings=settings, catalog=load_catalog(tiny_models), database_url=database_url,
-                         sessions=sessions, store=open_store(str(data_dir / "images")), owner=owner_name())
+    safety = SafetyConfig(str(model), frozenset({UNSAFE}), 0.5)
+    return WorkerContext(catalog=load_catalog(tiny_models), database_url=database_url, sessions=sessions,
+                         store=open_store(str(data_dir / "images")), owner=owner_name(), torch_device="cpu",
+                         safety_config=safety)
 
 
 def submit(sessions: sessionmaker[Session], *, policy: ImageAction | None, age_restricted: bool = False) -> int:
