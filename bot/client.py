@@ -17,6 +17,8 @@ from discord.ext import commands
 
 from bot.components import JobButton
 from bot.delivery import Delivery
+from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_component
+from bot.moderation import AppealButton
 from bot.services import BotServices
 
 __all__ = ["EXTENSIONS", "ImagineBot", "ShardedImagineBot", "create_bot", "point_discord_at"]
@@ -24,6 +26,10 @@ __all__ = ["EXTENSIONS", "ImagineBot", "ShardedImagineBot", "create_bot", "point
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.jobs", "bot.cogs.account", "bot.cogs.admin")
+
+
+#: The custom_ids the bot's buttons take (their DynamicItem templates).
+_BUTTON_TEMPLATES = tuple(item.__discord_ui_compiled_template__ for item in (JobButton, AppealButton))
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -43,7 +49,8 @@ class ImagineBot(commands.Bot):
         intents.members = False
         intents.presences = False
         intents.message_content = False
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
+                         tree_cls=GuardedTree, **options)
         self.services = services
         self.delivery = Delivery(self)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
@@ -51,7 +58,7 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(JobButton)
+        self.add_dynamic_items(JobButton, AppealButton)
         self.tree.error(self.on_app_command_error)
         guild_id = self.services.settings.discord_guild_id
         if guild_id is not None:
@@ -61,6 +68,10 @@ class ImagineBot(commands.Bot):
         else:
             await self.tree.sync()
         self.delivery.start()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A click on a button none of ours takes (forged, or from another bot's message) is answered too."""
+        await answer_unknown_component(interaction, _BUTTON_TEMPLATES)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))
@@ -82,6 +93,12 @@ class ImagineBot(commands.Bot):
         if isinstance(error, app_commands.CheckFailure):  # an expected refusal (bot.checks), not a fault
             log.info("command %r refused for %s: %s", name, interaction.user.id, error)
             message = str(error) or "You can't use this command here."
+        elif isinstance(error, app_commands.CommandNotFound):
+            log.info("unknown command %r from %s", error.name, interaction.user.id)
+            message = UNKNOWN_COMMAND
+        elif isinstance(error, app_commands.CommandSignatureMismatch | app_commands.TransformerError):
+            log.info("command %r from %s did not match its declaration: %s", name, interaction.user.id, error)
+            message = MALFORMED
         else:
             log.error("command %r failed", name, exc_info=error)
         try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.guard import allow_click
 from domain.actions import Action, ButtonError, ButtonRef
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
             return cls(ButtonRef.parse(custom_id))
         except ButtonError as error:
             return cls(None, custom_id=custom_id, error=str(error))
+
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
+        return await allow_click(interaction)  # the member's rate limit (bot.ratelimit)
 
     async def callback(self, interaction: discord.Interaction[ImagineBot]) -> None:  # type: ignore[override]
         await interaction.client.handle_job_button(interaction, self)

@@ -414,7 +414,7 @@ class Delivery:
         if view.state is JobState.SUCCEEDED and job.result_key:
             name = attachment_stem(job.prompt, job.id, loaded.image_number)
             limit = upload_limit or job.upload_limit or DEFAULT_UPLOAD_LIMIT
-            files.append(await self._attachment(job.result_key, limit, name))
+            files.append(await self._attachment(job.result_key, limit, name, spoiler=job.flagged))  # safety check
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
             components = (upscale_view(job.id) if view.kind is JobKind.UPSCALE
                           else grid_view(job.id, upscaled=loaded.upscaled))
@@ -479,16 +479,16 @@ class Delivery:
             state=self.bot._connection,
         )
 
-    async def _attachment(self, key: str, limit: int, stem: str) -> discord.File:
+    async def _attachment(self, key: str, limit: int, stem: str, *, spoiler: bool = False) -> discord.File:
         """The stored image as ``<stem>.<ext>``, an upload of at most ``limit`` bytes (re-encoded or
-        downscaled to fit)."""
+        downscaled to fit), behind a spoiler when ``spoiler`` (discord.py names it ``SPOILER_<stem>``)."""
         from inference.grid import encode_for_upload
 
         data = await asyncio.to_thread(self.services.store.get, key)
         name = stem + PurePosixPath(key).suffix
         if len(data) > limit:
             data, name = await asyncio.to_thread(_reencode, data, limit, stem, encode_for_upload)
-        return discord.File(io.BytesIO(data), filename=name)
+        return discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)
 
 
 def _reencode(data: bytes, limit: int, stem: str, encode: Any) -> tuple[bytes, str]:

@@ -11,7 +11,8 @@ change, and nothing is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import discord
@@ -20,11 +21,20 @@ from discord.enums import AppCommandOptionType as OptionType
 
 from domain.errors import SlowDownError
 
-__all__ = ["DEFAULT_MAX_CHARS", "GuardedTree", "UNKNOWN_COMMAND", "option_problem"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "UNKNOWN_BUTTON",
+    "UNKNOWN_COMMAND",
+    "GuardedTree",
+    "allow_click",
+    "answer_unknown_component",
+    "option_problem",
+]
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_COMMAND = "I don't know that command (it may have been renamed or removed). Type `/` to see my commands."
+UNKNOWN_BUTTON = "That button isn't one I can use. Use the buttons under a finished image."
 MALFORMED = "That command arrived incomplete or garbled. Please run it again from the `/` menu."
 #: The most characters of a string option that declares no length of its own (names, plans, models).
 DEFAULT_MAX_CHARS = 100
@@ -61,6 +71,13 @@ def _describe_range(low: float | None, high: float | None, what: str) -> str:
     return f"{what} of at most {high:g}"
 
 
+def _resolves(value: Any, resolved: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    """A snowflake that the payload's ``resolved`` holds under one of ``keys``."""
+    return isinstance(value, str) and value.isdigit() and any(
+        isinstance(resolved.get(key), dict) and value in resolved[key] for key in keys
+    )
+
+
 def _value_problem(param: app_commands.Parameter, value: Any, resolved: Mapping[str, Any]) -> str | None:
     name = f"`{param.display_name}`"
     kind = param.type
@@ -84,11 +101,8 @@ def _value_problem(param: app_commands.Parameter, value: Any, resolved: Mapping[
     elif kind is OptionType.boolean:
         if not isinstance(value, bool):
             return f"The option {name} must be true or false."
-    elif kind in _RESOLVED:
-        if not (isinstance(value, str) and value.isdigit()) or not any(
-            str(value) in (resolved.get(key) or {}) for key in _RESOLVED[kind]
-        ):
-            return f"The option {name} doesn't name anything I can find. Pick it from the menu."
+    elif kind in _RESOLVED and not _resolves(value, resolved, _RESOLVED[kind]):
+        return f"The option {name} doesn't name anything I can find. Pick it from the menu."
     if param.choices and value not in {choice.value for choice in param.choices}:
         shown = ", ".join(f"`{choice.name}`" for choice in param.choices[:10])
         return f"The option {name} must be one of: {shown}."
@@ -131,7 +145,7 @@ class GuardedTree(app_commands.CommandTree[Any]):
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.type is not discord.InteractionType.application_command:
             return True  # autocomplete answers choices, never a message; it changes nothing
-        data = interaction.data if isinstance(interaction.data, dict) else {}
+        data: dict[str, Any] = dict(interaction.data) if isinstance(interaction.data, dict) else {}
         try:
             command = interaction.command
         except (KeyError, TypeError, AttributeError):  # no name, options that are not a list, ...
@@ -145,15 +159,55 @@ class GuardedTree(app_commands.CommandTree[Any]):
         if problem is not None:
             log.info("/%s from %s refused: %s", command.qualified_name, interaction.user.id, problem)
             return await self._refuse(interaction, problem)
-        try:
-            await interaction.client.services.limiter.check(interaction.user.id)
-        except SlowDownError as error:
-            return await self._refuse(interaction, str(error))
-        return True
+        return await _within_rate_limit(interaction)
 
     async def _refuse(self, interaction: discord.Interaction[Any], text: str) -> bool:
-        try:
-            await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            log.warning("could not answer interaction %s", interaction.id, exc_info=True)
-        return False
+        return await _refuse(interaction, text)
+
+
+async def allow_click(interaction: discord.Interaction[Any]) -> bool:
+    """The rate limit for a button click (a component's ``interaction_check``); False: refused, answered."""
+    return await _within_rate_limit(interaction)
+
+
+async def answer_unknown_component(interaction: discord.Interaction[Any], templates: Sequence[re.Pattern[str]]) -> None:
+    """Answer a click that discord.py would drop, leaving the member with "This interaction failed": a
+    custom_id none of the bot's buttons (``templates``) takes, or one the clicked message does not show
+    (a forged payload)."""
+    if interaction.type is not discord.InteractionType.component:
+        return
+    custom_id = interaction.data.get("custom_id") if isinstance(interaction.data, dict) else None
+    ours = isinstance(custom_id, str) and any(template.fullmatch(custom_id) for template in templates)
+    if ours and interaction.message is not None and custom_id in _custom_ids(interaction.message.components):
+        return
+    log.info("click on an unknown custom_id %r from %s", str(custom_id)[:100], interaction.user.id)
+    await _refuse(interaction, UNKNOWN_BUTTON)
+
+
+def _custom_ids(components: Sequence[Any]) -> set[str]:
+    """Every custom_id in a message's components (rows, containers, sections and their accessories)."""
+    found: set[str] = set()
+    for component in components:
+        if isinstance(getattr(component, "custom_id", None), str):
+            found.add(component.custom_id)
+        children = [*getattr(component, "children", ()), *getattr(component, "components", ())]
+        accessory = getattr(component, "accessory", None)
+        found |= _custom_ids([*children, *([accessory] if accessory is not None else [])])
+    return found
+
+
+async def _within_rate_limit(interaction: discord.Interaction[Any]) -> bool:
+    try:
+        await interaction.client.services.limiter.check(interaction.user.id)
+    except SlowDownError as error:
+        log.info("%s slowed down (%.1fs)", interaction.user.id, error.retry_after_s)
+        return await _refuse(interaction, str(error))
+    return True
+
+
+async def _refuse(interaction: discord.Interaction[Any], text: str) -> bool:
+    try:
+        await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not answer interaction %s", interaction.id, exc_info=True)
+    return False

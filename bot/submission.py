@@ -26,7 +26,7 @@ from inference.dispatch import publish
 if TYPE_CHECKING:
     from bot.services import BotServices
 
-__all__ = ["TOKEN_LIFETIME", "new_job", "placeholder", "submit_jobs", "token_expiry", "withdraw"]
+__all__ = ["TOKEN_LIFETIME", "is_age_restricted", "new_job", "placeholder", "submit_jobs", "token_expiry", "withdraw"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def new_job(
         message_id=message_id,
         upload_limit=interaction.filesize_limit,
         click_key=click_key,
-        age_restricted=bool(getattr(interaction.channel, "nsfw", False)),
+        age_restricted=is_age_restricted(interaction.channel),
     )
 
 
@@ -140,6 +140,12 @@ async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: lis
     except discord.HTTPException:
         log.debug("original response of %s already gone", interaction.id)
     await interaction.followup.send(text, ephemeral=True)
+
+
+def is_age_restricted(channel: Any) -> bool:
+    """An age-restricted (NSFW) channel, or a thread in one: its image policy may allow what others do not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def now() -> datetime:

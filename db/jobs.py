@@ -300,6 +300,7 @@ def finish(
     error: str | None = None,
     images: list[dict[str, Any]] | None = None,
     upscale_method: str | None = None,
+    flagged: bool = False,
 ) -> Job | None:
     """Move a running job to a terminal state, once. ``owner=None`` finishes regardless of owner (reaper)."""
     assert state.is_terminal
@@ -315,6 +316,7 @@ def finish(
             result_key=result_key,
             error=error,
             upscale_method=upscale_method,
+            flagged=flagged,
             preview_key=None,  # the worker deletes its last preview: the result replaces it
             finished_at=func.now(),
         )

@@ -17,8 +17,8 @@ from db.models import FilterTerm, ImagePolicy, Job, ModerationEvent
 from domain.moderation import ImageAction, PromptFilter, image_action, may_see_job
 
 __all__ = [
-    "Appeal",
     "EVENT_KINDS",
+    "Appeal",
     "appeal",
     "filter_terms",
     "job_visible_to",

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from db import moderation as moderation_db
 from db import quota
 from db.models import Balance, Ban, Entitlement, Grant, Job, RolePlan, User
 from db.queue import queue_position
 from domain.errors import PlanError
+from domain.moderation import PromptFilter
 from domain.plans import Plan, PlanBook, PlanSource, ResolvedPlan, SourceKind, resolve_plan
 from domain.spec import JobState, Lane
 
@@ -95,6 +97,8 @@ class Account:
     active: dict[Lane, int] = field(default_factory=dict)
     #: The ban in force where the member asked (this server's, or a global one), if any.
     ban: Ban | None = None
+    #: The content filter of the server they asked in (``db.moderation.prompt_filter``).
+    prompt_filter: PromptFilter = field(default_factory=PromptFilter.build)
 
     @property
     def plan(self) -> Plan:
@@ -225,7 +229,7 @@ def list_grants(*, session: Session, user_id: int, now: datetime, guild_id: int 
                 all_servers: bool = False) -> list[Grant]:
     """A member's grants in force at ``now`` in ``guild_id`` (its own and the global ones), or in any
     server (``all_servers``: what an operator sees)."""
-    scope = Grant.id.is_not(None) if all_servers else _applies_in(Grant.guild_id, guild_id)
+    scope = true() if all_servers else _applies_in(Grant.guild_id, guild_id)
     return list(session.execute(
         select(Grant)
         .where(Grant.user_id == user_id, scope, Grant.revoked_at.is_(None),
@@ -318,7 +322,7 @@ def active_counts(*, session: Session, user_id: int) -> dict[Lane, int]:
 def load_account(*, session: Session, requester: Requester, book: PlanBook, now: datetime) -> Account:
     """Everything a command needs about the member, in one transaction. Creates the user row on first
     contact, records the entitlements Discord sent, resolves the plan and makes sure this period's
-    balance exists (with the plan's fast time)."""
+    balance exists (with the plan's fast time); with the ban and the content filter of where they asked."""
     user = touch_user(session=session, user_id=requester.user_id, name=requester.name or None)
     for entitlement in requester.entitlements:
         record_entitlement(session=session, entitlement=entitlement)
@@ -327,7 +331,8 @@ def load_account(*, session: Session, requester: Requester, book: PlanBook, now:
     balance = quota.ensure_balance(session=session, user_id=user.id, period=resolved.period, plan=resolved.plan)
     return Account(user=user, resolved=resolved, balance=balance,
                    active=active_counts(session=session, user_id=user.id),
-                   ban=active_ban(session=session, user_id=user.id, guild_id=requester.guild_id))
+                   ban=active_ban(session=session, user_id=user.id, guild_id=requester.guild_id),
+                   prompt_filter=moderation_db.prompt_filter(session=session, guild_id=requester.guild_id))
 
 
 def user_jobs(*, session: Session, user_id: int, limit: int = 10) -> list[tuple[Job, int]]:
@@ -362,14 +367,17 @@ def usage_report(
         if held is None or resolved.plan.rank > held.rank:
             balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
                                            plan=resolved.plan)
+    plan_name = balance.plan if balance is not None else None
     if balance is None:
         sources = plan_sources(session=session, requester=requester or Requester(user_id), user=user, book=book,
                                now=now)
         resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
+        plan_name = resolved.plan.name  # the plan they have here (a shared balance may show another's)
         balance = quota.get_balance(session=session, user_id=user_id, period_start=resolved.period.start)
         if balance is None:
             balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
                                            plan=resolved.plan)
+    assert plan_name is not None
     mine = [Job.user_id == user_id] + ([Job.guild_id == guild_id] if guild_id is not None else [])
     states = {state.value: 0 for state in JobState}
     for state, count in session.execute(select(Job.state, func.count()).where(*mine).group_by(Job.state)):
@@ -380,13 +388,13 @@ def usage_report(
     ).one()
     grants = list_grants(session=session, user_id=user_id, now=now, guild_id=guild_id, all_servers=requester is None)
     ban_row = active_ban(session=session, user_id=user_id, guild_id=guild_id)
-    plan = book.plans.get(balance.plan)
+    plan = book.plans.get(plan_name)
     return {
         "user_id": user.id,
         "name": user.name,
         "guild_id": str(guild_id) if guild_id is not None else None,
-        "plan": balance.plan,
-        "plan_display_name": plan.display_name if plan else balance.plan,
+        "plan": plan_name,
+        "plan_display_name": plan.display_name if plan else plan_name,
         "period": {
             "start": balance.period_start.isoformat(),
             "end": balance.period_end.isoformat() if balance.period_end else None,

@@ -5,6 +5,10 @@
                                                             who never used the bot gets it from their first use)
     imagine admin revoke --user ID                          end a member's grant now
     imagine admin usage --user ID [--json]                  plan, period, fast time, jobs by state
+    imagine admin ban --user ID [--reason TEXT]             keep a member from using the bot anywhere
+    imagine admin unban --user ID                           lift an operator's (global) ban
+
+Like the operators' ``/admin`` commands, these act everywhere: their grants and bans apply in every server.
 
 They work on the database of the running bot: ``DATABASE_URL``, or with none set, the embedded PostgreSQL
 under ``DATA_DIR`` that ``imagine run`` uses (attached to while ``imagine run`` holds it, started and
@@ -170,6 +174,28 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ban(settings: Settings, args: argparse.Namespace) -> int:
+    from db import plans as plans_db
+
+    _run(settings, plans_db.ban, user_id=args.user, guild_id=None, by=None, reason=args.reason)
+    print(f"banned {args.user} everywhere" + (f" ({args.reason})" if args.reason else ""))
+    return 0
+
+
+def cmd_unban(settings: Settings, args: argparse.Namespace) -> int:
+    from db import plans as plans_db
+
+    lifted = _run(settings, plans_db.unban, user_id=args.user, guild_id=None)
+    print(f"unbanned {args.user}" if lifted else f"{args.user} had no global ban")
+    return 0
+
+
+def _reason(value: str) -> str:
+    if not value.strip() or len(value) > 300 or "\x00" in value:
+        raise argparse.ArgumentTypeError("the reason must be 1 to 300 characters, without null characters")
+    return value.strip()
+
+
 def add_admin_parser(sub: Any, settings_factory: Callable[[], Settings]) -> None:
     """Add ``imagine admin …`` to the CLI's subcommands."""
     admin = sub.add_parser("admin", help="plans, grants and usage (operators)")
@@ -196,3 +222,12 @@ def add_admin_parser(sub: Any, settings_factory: Callable[[], Settings]) -> None
     usage.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
     usage.add_argument("--json", action="store_true", help="as JSON")
     bind(usage, cmd_usage)
+
+    ban = commands.add_parser("ban", help="keep a member from using the bot in every server")
+    ban.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
+    ban.add_argument("--reason", type=_reason, default=None, help="shown to them when they try")
+    bind(ban, cmd_ban)
+
+    unban = commands.add_parser("unban", help="lift a member's global ban")
+    unban.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
+    bind(unban, cmd_unban)

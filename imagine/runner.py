@@ -97,6 +97,7 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     from domain.catalog import load_catalog
     from inference import worker
     from inference.celery_app import all_queues, create_celery
+    from inference.safety import SafetyConfig
     from inference.tasks import register_tasks
 
     check_database(database_url)
@@ -104,7 +105,10 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     catalog = load_catalog(settings.models_path)
     wanted = servable_queues(catalog, (queues or settings.worker_queues or ",".join(all_queues(catalog))).split(","))
     devices = settings.worker_device_list
-    worker.configure(catalog, database_url, settings.image_store_url, devices=devices)
+    safety = None
+    if settings.image_safety_model:  # checked by each process when it loads it, on its first checked job
+        safety = SafetyConfig(settings.image_safety_model, settings.unsafe_labels, settings.image_safety_threshold)
+    worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety)
     app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     register_tasks(app)
     argv = [

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(default=30.0, gt=0, description="How often stuck jobs are re-published.")
     progress_interval_s: float = Field(default=2.0, ge=0, description="Minimum seconds between progress edits.")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a job fails and is refunded.")
+    command_burst: int = Field(
+        default=8, ge=0, description="Commands and clicks a member may send at once (token bucket); 0: no limit."
+    )
+    command_rate_per_minute: float = Field(
+        default=20.0, gt=0, description="How fast a member's command tokens come back, per minute."
+    )
+    image_safety_model: str = Field(
+        default="", description="A transformers image-classification model (folder) that flags unsafe images; "
+        "empty: images are not checked."
+    )
+    image_safety_labels: str = Field(
+        default="nsfw", description="Comma-separated labels of that model that count as unsafe."
+    )
+    image_safety_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="An image is flagged when its unsafe labels' probability reaches this."
+    )
     log_level: str = Field(default="INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
     log_format: str = Field(
         default="text", description="`text` for people, `json` for one JSON object a line (with job_id)."
@@ -134,6 +150,11 @@ class Settings(BaseSettings):
     def admins(self) -> frozenset[int]:
         """The ``ADMIN_IDS`` as numbers."""
         return frozenset(int(part) for part in self.admin_ids.replace(" ", "").split(",") if part)
+
+    @property
+    def unsafe_labels(self) -> frozenset[str]:
+        """``IMAGE_SAFETY_LABELS`` as a set of lower-case labels."""
+        return frozenset(part.strip().lower() for part in self.image_safety_labels.split(",") if part.strip())
 
     @property
     def plans_path(self) -> Path:

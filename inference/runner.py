@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,10 @@ from PIL import Image as PILImage
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import jobs as jobs_db
+from db import moderation as moderation_db
 from db.models import Job
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
+from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
 from inference.joblog import job_logging
 from inference.metrics import observe_finished
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from inference.context import WorkerContext
     from inference.pipelines import RenderResult
+    from inference.safety import SafetyClassifier
 
 __all__ = ["HEARTBEAT_EVERY_S", "run_job"]
 
@@ -43,6 +47,8 @@ PROGRESS_EVERY_S = 1.0
 PREVIEW_WEBP: dict[str, Any] = {"format": "WEBP", "quality": 75, "method": 0}
 #: How long a finished job keeps trying to record its result while the database is unreachable.
 FINISH_RETRY_S = 120.0
+#: The message of a job whose images the safety classifier flagged where the policy blocks them.
+BLOCKED = "This image was blocked by this server's image filter. Try a different prompt."
 
 
 def _png(image: Image) -> bytes:
@@ -84,20 +90,22 @@ class _Progress:
     logged and the job goes on.
     """
 
-    def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat) -> None:
+    def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat, *, previews: bool = True) -> None:
         self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
+        #: False for a job whose images are checked when done: a preview would show them unchecked.
+        self.previews = previews
         self.last = 0.0
         self.preview_key: str | None = None
 
     def want_preview(self, step: int) -> bool:
-        return time.monotonic() - self.last >= PROGRESS_EVERY_S
+        return self.previews and time.monotonic() - self.last >= PROGRESS_EVERY_S
 
     def __call__(self, step: int, total: int, preview: Image | None) -> None:
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY_S and step < total:
             return
         self.last = now
-        preview_key = self._store_preview(step, preview) if preview is not None else None
+        preview_key = self._store_preview(step, preview) if preview is not None and self.previews else None
         try:
             with self.ctx.sessions() as session, session.begin():
                 alive = jobs_db.record_progress(
@@ -185,21 +193,28 @@ def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
         spec = JobSpec.from_dict(job.spec)
         kind = JobKind(job.kind)
         wait_s = (job.started_at - job.queued_at).total_seconds() if job.started_at else None
+        where = {"user_id": job.user_id, "guild_id": job.guild_id, "channel_id": job.channel_id,
+                 "prompt": job.prompt}
+        action = ImageAction(job.image_action) if job.image_action else ImageAction.ALLOW
 
     heartbeat = _Heartbeat(ctx, job_id)
     heartbeat.start()
-    progress = _Progress(ctx, job_id, heartbeat)
+    # Images checked when done show no previews: a preview would show them before the check.
+    checked = action is not ImageAction.ALLOW and ctx.safety_config is not None
+    progress = _Progress(ctx, job_id, heartbeat, previews=not checked)
     cause = None
     try:
-        state, fields = _render(ctx, job_id, kind, spec, progress)
+        check = _ImageCheck(ctx.safety_classifier(), action) if checked else None
+        state, fields = _render(ctx, job_id, kind, spec, progress, check=check)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         state, fields, cause = JobState.FAILED, {"error": _user_error(exc)}, failure_cause(exc)
     finally:
         heartbeat.stop_event.set()
 
+    event = fields.pop("moderation", None)
     try:
-        finished = _finish(ctx, job_id, state, fields)
+        finished = _finish(ctx, job_id, state, fields, event={**where, "kind": event} if event else None)
     finally:
         progress.discard()
     if finished is None:
@@ -218,10 +233,11 @@ def _seconds_between(start: Any, end: Any) -> float | None:
     return (end - start).total_seconds() if start is not None and end is not None else None
 
 
-def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any]) -> Job | None:
-    """Record the outcome, retrying while the database is briefly unreachable: the GPU work is done and
-    must not be lost to a restart of PostgreSQL. Returns the finished row, or None when the job is no
-    longer ours."""
+def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any],
+            event: dict[str, Any] | None = None) -> Job | None:
+    """Record the outcome (and, for flagged images, the audit row), retrying while the database is briefly
+    unreachable: the GPU work is done and must not be lost to a restart of PostgreSQL. Returns the finished
+    row, or None when the job is no longer ours."""
     delay = 0.5
     deadline = time.monotonic() + FINISH_RETRY_S
     while True:
@@ -229,6 +245,8 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
             with ctx.sessions() as session, session.begin():
                 done = jobs_db.finish(session=session, job_id=job_id, state=state, owner=ctx.owner, **fields)
                 if done is not None:
+                    if event is not None:
+                        moderation_db.record_event(session=session, job_id=job_id, **event)
                     jobs_db.notify(session=session, job_id=job_id)
                 return done
         except OperationalError:
@@ -239,14 +257,28 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
             delay = min(delay * 2, 5.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _ImageCheck:
+    """The safety classifier and what to do with the job's flagged images."""
+
+    classifier: SafetyClassifier
+    action: ImageAction
+
+
 def _render(
-    ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress
+    ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress,
+    *, check: _ImageCheck | None = None,
 ) -> tuple[JobState, dict[str, Any]]:
-    """Run the job's pipeline and store its images; returns the final state and the fields to finish with.
+    """Run the job's pipeline, check its images (``check``) and store them; returns the final state and the
+    fields to finish with.
 
     - imagine, reroll: a grid from the prompt;
     - vary: a grid of image-to-image variations of ``spec.init_image`` (drawn at the spec's size);
     - upscale: one image, ``spec.init_image`` enlarged ``spec.upscale_factor`` times (``spec.upscale_mode``).
+
+    Images the classifier flags are not stored when the action is block: the job fails with
+    :data:`BLOCKED` (so its fast time is refunded); with spoiler they are stored and the job is ``flagged``.
+    The fields then carry ``moderation``, the audit event to write with the finish.
     """
     from inference.pipelines import JobCancelled, render_grid, render_variations, upscale_image
 
@@ -277,6 +309,16 @@ def _render(
     except JobCancelled:
         return JobState.CANCELLED, {}
 
+    flagged = False
+    if check is not None:
+        drawn = [upscaled.image] if kind is JobKind.UPSCALE else list(result.images)
+        flagged = check.classifier.flagged(drawn)
+        if flagged and check.action is ImageAction.BLOCK:
+            log.info("job %s: images flagged and blocked", job_id)
+            gpu_ms = upscaled.gpu_ms if kind is JobKind.UPSCALE else result.gpu_ms
+            return JobState.FAILED, {"error": BLOCKED, "gpu_ms": gpu_ms, "moderation": "image_blocked"}
+    marks: dict[str, Any] = {"flagged": True, "moderation": "image_spoiler"} if flagged else {}
+
     if kind is JobKind.UPSCALE:
         image = upscaled.image
         key = f"jobs/{job_id}/0.png"
@@ -284,8 +326,9 @@ def _render(
         row = {"index": 0, "seed": spec.seed, "storage_key": key, "width": image.width, "height": image.height}
         return JobState.SUCCEEDED, {
             "gpu_ms": upscaled.gpu_ms, "result_key": key, "images": [row], "upscale_method": upscaled.method,
+            **marks,
         }
-    return JobState.SUCCEEDED, _store_grid(ctx, job_id, result)
+    return JobState.SUCCEEDED, {**_store_grid(ctx, job_id, result), **marks}
 
 
 def _source_image(ctx: WorkerContext, spec: JobSpec) -> Image:

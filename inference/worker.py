@@ -14,6 +14,7 @@ from db.session import make_engine, make_sessionmaker
 from domain.catalog import Catalog
 from inference.context import WorkerContext, owner_name
 from inference.devices import claim_device, process_index
+from inference.safety import SafetyConfig
 from inference.storage import open_store
 
 __all__ = ["configure", "context"]
@@ -21,16 +22,18 @@ __all__ = ["configure", "context"]
 log = logging.getLogger(__name__)
 
 
-_config: tuple[Catalog, str, str, tuple[str, ...]] | None = None
+_config: tuple[Catalog, str, str, tuple[str, ...], SafetyConfig | None] | None = None
 _context: WorkerContext | None = None
 _context_pid: int | None = None
 
 
-def configure(catalog: Catalog, database_url: str, store_url: str, *, devices: tuple[str, ...] = ()) -> None:
+def configure(catalog: Catalog, database_url: str, store_url: str, *, devices: tuple[str, ...] = (),
+              safety: SafetyConfig | None = None) -> None:
     """Remember what each worker process needs; cheap, safe before fork. ``devices``: one per prefork
-    process (see ``inference.devices``); empty: every process uses the default device."""
+    process (see ``inference.devices``); empty: every process uses the default device. ``safety``: the
+    image safety classifier, loaded by each process on its first checked job."""
     global _config, _context
-    _config = (catalog, database_url, store_url, tuple(devices))
+    _config = (catalog, database_url, store_url, tuple(devices), safety)
     _context = None
 
 
@@ -40,7 +43,7 @@ def context() -> WorkerContext:
     if _config is None:
         raise RuntimeError("inference.worker.configure() was not called")
     if _context is None or _context_pid != os.getpid():
-        catalog, database_url, store_url, devices = _config
+        catalog, database_url, store_url, devices, safety = _config
         device = claim_device(devices, process_index())
         _context = WorkerContext(
             catalog=catalog,
@@ -50,6 +53,7 @@ def context() -> WorkerContext:
             owner=owner_name(),
             device=device.name if device else None,
             torch_device=device.torch_device if device else None,
+            safety_config=safety,
         )
         if device is not None:
             log.info("worker process %s runs its jobs on %s", os.getpid(), device.name)

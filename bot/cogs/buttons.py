@@ -4,19 +4,23 @@ Each click (but the recipe) is a job whose parent is the image it works on (``jo
 What job a button makes is decided by :mod:`domain.actions`; this module reads the parent from the database,
 submits the child and posts its message.
 
-Who may click: anyone who can see the message. The job is the clicker's: it is queued in their lane,
-charged to their plan, and its message mentions them. (Midjourney lets only the author use their buttons;
-on a self-hosted server building on each other's images is the point, and nobody can spend another
-member's time this way.) The recipe answers only the clicker. Cancel, under a queued or running job, is
-the one button only the job's own member may use: a queued job is cancelled at once and refunded, a running
-one stops at its worker's next step (then refunded); its message then says "(cancelled)", with no buttons.
+Who may click: anyone who can see the message, in the channel where the job was made (a custom_id copied
+or forged to name a job of another server or channel is refused), except on a stealth job, whose buttons
+(its recipe included) are its owner's alone (``bot.moderation.check_click``). The job is the clicker's: it
+is queued in their lane, charged to their plan, and its message mentions them. (Midjourney lets only the
+author use their buttons; on a self-hosted server building on each other's images is the point, and nobody
+can spend another member's time this way.) The recipe answers only the clicker. Cancel, under a queued or
+running job, is the one button only the job's own member may use: a queued job is cancelled at once and
+refunded, a running one stops at its worker's next step (then refunded); its message then says
+"(cancelled)", with no buttons.
 
 A click, answered within Discord's 3 seconds:
 
 1. a custom_id this bot did not make: an ephemeral message at once;
 2. acknowledge (a deferred update: nothing shows yet);
-3. read the parent job and image; refuse a job that failed, was cancelled or is gone, a tile out of range,
-   an image no longer stored (ephemerally: no job, no charge);
+3. read the parent job and image; refuse a job of another channel or someone else's stealth job, one that
+   failed, was cancelled or is gone, a tile out of range, an image no longer stored (ephemerally: no job,
+   no charge);
 4. a second click of the same button by the same member within ``DOUBLE_CLICK_S`` (Discord's timestamps) is
    a double click: it makes no second job. Every other click makes a new job, as in Midjourney (🔄, V1–V4
    and Vary draw a new seed each time). U1–U4 on a tile the clicker already upscaled (waiting, running or
@@ -44,6 +48,7 @@ from sqlalchemy.orm import Session
 from bot.accounts import load_account, precheck
 from bot.components import grid_view
 from bot.metrics import observe_ack
+from bot.moderation import Clicker, check_click
 from bot.render import Recipe, job_detail, recipe_content
 from bot.submission import new_job, placeholder, submit_jobs
 from db import jobs as jobs_db
@@ -97,10 +102,12 @@ class _Click:
     upscaled: frozenset[int]
 
 
-def _read_click(*, session: Session, ref: ButtonRef, user_id: int, click_key: str, interaction_id: int) -> _Click:
+def _read_click(*, session: Session, ref: ButtonRef, clicker: Clicker, click_key: str, interaction_id: int) -> _Click:
     parent = jobs_db.get(session=session, job_id=ref.job_id)
     if parent is None:
         raise ButtonError(JOB_GONE)
+    check_click(parent, clicker)  # made in this channel; not someone else's stealth job
+    user_id = clicker.user_id
     check_parent(JobState(parent.state))
     kind = JobKind(parent.kind)
     images = jobs_db.images_of(session=session, job_id=parent.id)
@@ -140,12 +147,13 @@ def _earlier_upscale(*, session: Session, user_id: int, image_id: int, mode: str
     return _Upscaled(job.id, job.guild_id, job.channel_id, job.message_id)
 
 
-def _request_cancel(*, session: Session, ref: ButtonRef, user_id: int) -> JobState:
+def _request_cancel(*, session: Session, ref: ButtonRef, clicker: Clicker) -> JobState:
     """Cancel the clicker's own job: ``CANCELLED`` (it was queued), or ``RUNNING`` (its worker will stop it)."""
     job = jobs_db.get(session=session, job_id=ref.job_id)
     if job is None:
         raise ButtonError(JOB_GONE)
-    check_cancel(owner_id=job.user_id, user_id=user_id, state=JobState(job.state))
+    check_click(job, clicker)
+    check_cancel(owner_id=job.user_id, user_id=clicker.user_id, state=JobState(job.state))
     state = jobs_db.request_cancel(session=session, job_id=job.id)
     if state is None:  # it ended between the read and the update
         raise ButtonError(ALREADY_FINISHED)
@@ -162,10 +170,11 @@ class _RecipeRows:
     variation_strength: float | None
 
 
-def _read_recipe(*, session: Session, ref: ButtonRef) -> _RecipeRows:
+def _read_recipe(*, session: Session, ref: ButtonRef, clicker: Clicker) -> _RecipeRows:
     job = jobs_db.get(session=session, job_id=ref.job_id)
     if job is None:
         raise ButtonError(JOB_GONE)
+    check_click(job, clicker)  # a stealth job's recipe is its owner's alone
     check_parent(JobState(job.state))
     images = jobs_db.images_of(session=session, job_id=job.id)
     image = images[source_index(ref, JobKind(job.kind), len(images))]
@@ -206,7 +215,7 @@ class Buttons(commands.Cog):
         observe_ack(interaction, "button")
         try:
             if ref.action is Action.RECIPE:
-                await interaction.followup.send(await self._recipe(ref), ephemeral=True)
+                await interaction.followup.send(await self._recipe(ref, Clicker.of(interaction)), ephemeral=True)
             elif ref.action is Action.CANCEL:
                 await self._cancel(interaction, ref)
             else:
@@ -222,7 +231,7 @@ class Buttons(commands.Cog):
         services = self.bot.services
         message_id = interaction.message.id if interaction.message is not None else 0
         click_key = f"button:{message_id}:{ref.custom_id}"
-        click = await services.db.run(_read_click, ref=ref, user_id=interaction.user.id, click_key=click_key,
+        click = await services.db.run(_read_click, ref=ref, clicker=Clicker.of(interaction), click_key=click_key,
                                       interaction_id=interaction.id)
         if click.double_click_of is not None:
             log.info("click on %s by %s: a double click of job %s", ref.custom_id, interaction.user.id,
@@ -277,15 +286,15 @@ class Buttons(commands.Cog):
             log.info("could not mark U buttons of job %s (%s)", grid_id, exc)
 
     async def _cancel(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
-        state = await self.bot.services.db.run(_request_cancel, ref=ref, user_id=interaction.user.id)
+        state = await self.bot.services.db.run(_request_cancel, ref=ref, clicker=Clicker.of(interaction))
         log.info("job %s: cancel by %s (%s)", ref.job_id, interaction.user.id, state.value)
         self.bot.delivery.wake(ref.job_id)  # a queued job's message says "(cancelled)" now
         if state is JobState.RUNNING:
             await interaction.followup.send(CANCELLING, ephemeral=True)
 
-    async def _recipe(self, ref: ButtonRef) -> str:
+    async def _recipe(self, ref: ButtonRef, clicker: Clicker) -> str:
         services = self.bot.services
-        rows = await services.db.run(_read_recipe, ref=ref)
+        rows = await services.db.run(_read_recipe, ref=ref, clicker=clicker)
         spec = rows.spec
         preset = services.catalog.find(spec.model)
         sampler = spec.sampler or (preset.scheduler if preset is not None else "the model's default")

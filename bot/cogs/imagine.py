@@ -11,9 +11,10 @@ from discord.ext import commands
 
 from bot.accounts import load_account, parse_for_member, precheck
 from bot.metrics import observe_ack
+from bot.moderation import check_prompts, refuse_prompt
 from bot.submission import new_job, placeholder, submit_jobs, withdraw
 from domain.catalog import SCHEDULERS
-from domain.errors import PromptError, RefusedError
+from domain.errors import PromptBlockedError, PromptError, RefusedError
 from domain.params import CFG_RANGE, CHAOS_RANGE, REPEAT_RANGE, STEPS_RANGE, STOP_RANGE, STYLIZE_RANGE
 from domain.prompt import MAX_INPUT_CHARS, PromptOptions
 from domain.spec import MAX_SEED, JobKind
@@ -99,10 +100,14 @@ class Imagine(commands.Cog):
             account = await load_account(services, interaction)
             precheck(account, [])
             parsed = parse_for_member(prompt, catalog, options, account)
+            check_prompts(account.prompt_filter, parsed.specs)  # the server's content filter
             costs = [services.plans.estimate_ms(spec, JobKind.IMAGINE, catalog.get(spec.model))
                      for spec in parsed.specs]
             lane = parsed.lane or account.lane  # --relax / --fast / --turbo in the prompt win over /settings
             precheck(account, costs, lane)
+        except PromptBlockedError as blocked:  # ephemeral, with an Appeal button; written to the audit log
+            await refuse_prompt(services, interaction, blocked)
+            return
         except (PromptError, RefusedError) as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return

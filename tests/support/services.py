@@ -41,6 +41,7 @@ def make_settings(**values: Any) -> Settings:
         "progress_interval_s": 0.0,
         "reaper_interval_s": 3600.0,
         "log_level": "INFO",
+        "command_burst": 0,  # tests that are about the rate limit set their own
     }
     defaults.update(values)
     if "data_dir" in defaults and "storage_url" not in defaults:
