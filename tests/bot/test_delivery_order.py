@@ -32,7 +32,7 @@ def _job(**changes: Any) -> SimpleNamespace:
         spec={}, progress_step=10, progress_total=60, error=None, gpu_ms=None, upscale_method=None,
         interaction_token="token", token_expires_at=datetime.now(UTC) + timedelta(minutes=10), message_id=500,
         channel_id=9, preview_key="jobs/1/preview-10.webp", upload_limit=None, result_key=None, delivered_state=None,
-        model="tiny", queue="tiny.fast", created_at=None, finished_at=None,
+        model="tiny", queue="tiny.fast", created_at=None, finished_at=None, flagged=False,
     )
     values.update(changes)
     return SimpleNamespace(**values)
