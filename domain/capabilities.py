@@ -93,6 +93,11 @@ class Capabilities:
     prompt_tokens: int
     #: ``--tile`` (circular padding) works only where every layer that mixes neighbours is a convolution.
     tile: bool
+    #: The diffusers pipeline classes a model folder of this family is saved as (``_class_name`` in its
+    #: ``model_index.json``); the worker checks a model's folder against them at start-up.
+    pipelines: tuple[str, ...] = ()
+    #: Whether a single ``.safetensors``/``.ckpt`` checkpoint loads (the pipeline has ``from_single_file``).
+    single_file: bool = True
     #: Guidance of a model whose models-file entry names none (the family's pipeline default).
     default_guidance: float = 7.0
     #: ``--c``: prompt embeddings of images 2–4 are spread apart (every family's conditioning takes it).
@@ -105,12 +110,14 @@ class Capabilities:
 
 
 def _flow(family: str, label: str, side: int, guidance: Guidance, cfg_above: float, top: float,
-          encoders: str, tokens: int, default: float) -> Capabilities:
+          encoders: str, tokens: int, default: float, pipelines: tuple[str, ...], *,
+          single_file: bool = True) -> Capabilities:
     """A flow-matching DiT: 8x VAE and 2x2 patches (multiples of 16), flow samplers, no ``--tile``."""
     return Capabilities(
         family=family, label=label, native_side=side, pixel_multiple=16, guidance=guidance, cfg_above=cfg_above,
         guidance_range=(0.0, top), samplers=FLOW_SAMPLERS, img2img=True, inpaint=True,
-        text_encoders=encoders, prompt_tokens=tokens, tile=False, default_guidance=default,
+        text_encoders=encoders, prompt_tokens=tokens, tile=False, default_guidance=default, pipelines=pipelines,
+        single_file=single_file,
     )
 
 
@@ -121,17 +128,25 @@ CAPABILITIES: dict[str, Capabilities] = {
             family="sd15", label="Stable Diffusion 1.5", native_side=512, pixel_multiple=8, guidance=Guidance.CFG,
             cfg_above=1.0, guidance_range=(0.0, 30.0), samplers=SD_SAMPLERS, img2img=True, inpaint=True,
             text_encoders="CLIP-L", prompt_tokens=77, tile=True,
+            pipelines=("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"),
         ),
         Capabilities(
             family="sdxl", label="Stable Diffusion XL", native_side=1024, pixel_multiple=8, guidance=Guidance.CFG,
             cfg_above=1.0, guidance_range=(0.0, 30.0), samplers=SD_SAMPLERS, img2img=True, inpaint=True,
             text_encoders="CLIP-L + OpenCLIP-bigG", prompt_tokens=77, tile=True,
+            pipelines=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+                       "StableDiffusionXLInpaintPipeline"),
         ),
-        _flow("sd3", "Stable Diffusion 3", 1024, Guidance.CFG, 1.0, 30.0, "CLIP-L + CLIP-G + T5-XXL", 256, 7.0),
-        _flow("flux", "FLUX.1", 1024, Guidance.DISTILLED, 0.0, 10.0, "CLIP-L + T5-XXL", 512, 3.5),
-        _flow("flux2", "FLUX.2 [klein]", 1024, Guidance.CFG, 1.0, 10.0, "Qwen3", 512, 4.0),
-        _flow("zimage", "Z-Image", 1024, Guidance.CFG, 0.0, 10.0, "Qwen3", 512, 5.0),
-        _flow("qwenimage", "Qwen-Image", 1328, Guidance.CFG, 1.0, 20.0, "Qwen2.5-VL", 512, 4.0),
+        _flow("sd3", "Stable Diffusion 3", 1024, Guidance.CFG, 1.0, 30.0, "CLIP-L + CLIP-G + T5-XXL", 256, 7.0,
+              ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline")),
+        _flow("flux", "FLUX.1", 1024, Guidance.DISTILLED, 0.0, 10.0, "CLIP-L + T5-XXL", 512, 3.5,
+              ("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline")),
+        _flow("flux2", "FLUX.2 [klein]", 1024, Guidance.CFG, 1.0, 10.0, "Qwen3", 512, 4.0,
+              ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline"), single_file=False),
+        _flow("zimage", "Z-Image", 1024, Guidance.CFG, 0.0, 10.0, "Qwen3", 512, 5.0,
+              ("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline")),
+        _flow("qwenimage", "Qwen-Image", 1328, Guidance.CFG, 1.0, 20.0, "Qwen2.5-VL", 512, 4.0,
+              ("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"), single_file=False),
     )
 }
 

@@ -87,8 +87,8 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     """A Celery worker: prefork, one process per ``WORKER_DEVICES`` entry (one by default), the queues of its
     models, and ``/metrics`` + ``/healthz`` on ``WORKER_METRICS_PORT``.
 
-    Every model of those queues is checked first (:func:`inference.pipelines.check_model`: its family and
-    its files, without loading weights or touching CUDA); one that cannot load is reported in one line and
+    Every model of those queues is checked first (:func:`inference.modelcheck.check_model`: its family and
+    its files, without importing torch or loading weights); one that cannot load is reported in one line and
     its queues are not served.
     """
     _require_worker_extra()
@@ -134,7 +134,7 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
 def servable_queues(catalog: Catalog, queues: list[str]) -> list[str]:
     """``queues`` less those of models that cannot load (each reported in one line). Queues that name no
     model (``<model>.<lane>``) are kept as they are. Raises :class:`StartupError` when none is left."""
-    from inference.pipelines import check_model  # torch and diffusers, but no CUDA: safe in the parent
+    from inference.modelcheck import check_model  # reads files only: quick, and safe in the parent
 
     problems: dict[str, str | None] = {}
     kept: list[str] = []

@@ -27,6 +27,8 @@ assert set(FAMILIES) == set(CAPABILITIES), "each family needs both its module an
 assert all(
     (f.image_to_image is not None) == f.capabilities.img2img and (f.inpaint is not None) == f.capabilities.inpaint
     and tuple(f.schedulers) == f.capabilities.samplers
+    and set(f.capabilities.pipelines) == {c.__name__ for c in (f.text_to_image, f.image_to_image, f.inpaint) if c}
+    and f.capabilities.single_file == hasattr(f.text_to_image, "from_single_file")
     for f in FAMILIES.values()
 ), "a family module and its domain.capabilities entry disagree"
 

@@ -8,7 +8,7 @@ Importing this package imports torch and diffusers (the worker does; the bot mus
 """
 
 from inference.errors import JobCancelled
-from inference.pipelines.cache import PipelineCache, check_model, default_device, default_dtype, load_pipeline
+from inference.pipelines.cache import PipelineCache, default_device, default_dtype, load_pipeline
 from inference.pipelines.render import (
     OnStep,
     RenderResult,
@@ -29,7 +29,6 @@ __all__ = [
     "ShouldCancel",
     "UpscaleResult",
     "WantPreview",
-    "check_model",
     "check_spec",
     "default_device",
     "default_dtype",

@@ -16,13 +16,12 @@ from diffusers import AutoencoderTiny
 
 from domain.catalog import ModelPreset
 from inference.families import Family, family_of
+from inference.modelcheck import SINGLE_FILE_SUFFIXES
 
-__all__ = ["PipelineCache", "check_model", "default_device", "default_dtype", "load_pipeline"]
+__all__ = ["PipelineCache", "default_device", "default_dtype", "load_pipeline"]
 
 log = logging.getLogger(__name__)
 
-#: Suffixes of single-file checkpoints (as published on Civitai), loaded with ``from_single_file``.
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 
 def default_device() -> torch.device:
@@ -59,50 +58,6 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-#: Files that hold a component's weights in the diffusers layout.
-_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
-
-
-def check_model(preset: ModelPreset) -> str | None:
-    """Why ``preset`` cannot be loaded, in a few words, or ``None`` when it looks loadable.
-
-    Checks the family (it has a module) and the files: a single-file checkpoint exists; a diffusers folder
-    (or Hub id) has a ``model_index.json`` for a pipeline of the family, and every component of a local
-    folder is there with its weights. Reads configs only, so it is quick and safe in the worker's parent
-    (no weights in memory, no CUDA); a corrupt weights file is still found only when it is loaded.
-    """
-    try:
-        family = family_of(preset.family)
-    except ValueError as exc:
-        return str(exc)
-    source = preset.source
-    if source.lower().endswith(SINGLE_FILE_SUFFIXES):
-        if not hasattr(family.text_to_image, "from_single_file"):
-            return f"family {family.name!r} cannot load a single-file checkpoint; use a diffusers folder or Hub id"
-        return None if Path(source).is_file() else f"there is no checkpoint file at {source}"
-    local = _is_local(source)
-    try:
-        index = family.text_to_image.load_config(source, local_files_only=local)
-    except Exception as exc:  # diffusers raises OSError, EnvironmentError, HTTP errors...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"no pipeline at {source} ({first})"
-    classes = {cls.__name__ for cls in (family.text_to_image, family.image_to_image, family.inpaint) if cls}
-    found = index.get("_class_name")
-    if found not in classes:
-        return f"{source} holds a {found} pipeline, not one of family {family.name!r} ({family.text_to_image.__name__})"
-    if not local:
-        return None
-    for name, value in index.items():
-        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
-            continue
-        folder = Path(source) / name
-        if not folder.is_dir():
-            return f"its {name} folder is missing from {source}"
-        if (folder / "config.json").is_file() and not any(any(folder.glob(p)) for p in _WEIGHT_FILES):
-            return f"its {name} weights are missing from {folder}"
-    return None
 
 
 class PipelineCache:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from domain.catalog import Catalog, ModelPreset
-from inference.pipelines import check_model
+from inference.modelcheck import check_model
 
 
 def test_every_tiny_model_looks_loadable(catalog: Catalog) -> None:
@@ -18,6 +18,12 @@ def test_a_folder_of_another_family_is_named(preset: ModelPreset) -> None:
     assert check_model(wrong) == (
         f"{preset.source} holds a StableDiffusionPipeline pipeline, not one of family 'flux' (FluxPipeline)"
     )
+
+
+def test_checking_imports_no_torch() -> None:
+    from tests.test_layering import loaded_after_import
+
+    assert not loaded_after_import("inference.modelcheck, imagine.runner") & {"torch", "diffusers"}
 
 
 def test_missing_weights_and_missing_files(preset: ModelPreset, tmp_path: Path) -> None:
