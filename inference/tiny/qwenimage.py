@@ -22,8 +22,9 @@ MODEL: dict[str, Any] = {
 }
 
 LATENT_CHANNELS = 16
-#: Qwen-Image's prompt token limit (the pipeline's ``max_sequence_length``); its tokenizer reads 1024 + the template.
-MAX_LENGTH = 512
+#: Qwen-Image's prompt token limit (the pipeline's ``max_sequence_length``, at most 1024; it tokenizes that plus
+#: the template's system prompt).
+MAX_LENGTH = 1024
 
 
 def text_encoder(tokenizer: Any) -> Any:
