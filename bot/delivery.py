@@ -52,7 +52,7 @@ from inference.storage import ImageNotFoundError
 if TYPE_CHECKING:
     from bot.client import ImagineBot
 
-__all__ = ["Delivery", "attachment_stem", "job_view"]
+__all__ = ["Delivery", "attachment_stem", "job_view", "load_job"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ class _Loaded:
     followers: tuple[int, ...]
 
 
-def _load(*, session: Session, job_id: int, with_followers: bool = False) -> _Loaded | None:
+def load_job(*, session: Session, job_id: int, with_followers: bool = False) -> _Loaded | None:
+    """A job row and what its message needs (:meth:`Delivery.message_parts`), or None when it is gone."""
     job = jobs_db.get(session=session, job_id=job_id)
     if job is None:
         return None
@@ -325,7 +326,7 @@ class Delivery:
                 del self._locks[job_id]
 
     async def _deliver(self, job_id: int) -> None:
-        loaded = await self.services.db.run(_load, job_id=job_id, with_followers=True)
+        loaded = await self.services.db.run(load_job, job_id=job_id, with_followers=True)
         if loaded is None:
             return
         job = loaded.job
@@ -400,19 +401,28 @@ class Delivery:
             return None
         return discord.File(io.BytesIO(data), filename=PREVIEW_STEM + PurePosixPath(key).suffix)
 
-    async def _deliver_final(self, loaded: _Loaded) -> None:
+    async def message_parts(
+        self, loaded: _Loaded, *, upload_limit: int | None = None
+    ) -> tuple[str, list[discord.File], discord.ui.View | None]:
+        """What a job's message shows now: its text, and once it succeeded, its image and fresh buttons
+        (also what ``/show`` posts again). The image fits ``upload_limit`` (default: the job's own)."""
         job = loaded.job
-        view = job_view(job, detail=loaded.detail)
+        view = job_view(job, loaded.standing, detail=loaded.detail)
         content = job_content(view)
         files: list[discord.File] = []
         components: discord.ui.View | None = None
         if view.state is JobState.SUCCEEDED and job.result_key:
             name = attachment_stem(job.prompt, job.id, loaded.image_number)
-            files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT, name,
-                                                spoiler=job.flagged))  # flagged by the safety check
+            limit = upload_limit or job.upload_limit or DEFAULT_UPLOAD_LIMIT
+            files.append(await self._attachment(job.result_key, limit, name, spoiler=job.flagged))  # safety check
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
             components = (upscale_view(job.id) if view.kind is JobKind.UPSCALE
                           else grid_view(job.id, upscaled=loaded.upscaled))
+        return content, files, components
+
+    async def _deliver_final(self, loaded: _Loaded) -> None:
+        job = loaded.job
+        content, files, components = await self.message_parts(loaded)
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         DELIVERIES.labels(job.state).inc()

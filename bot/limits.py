@@ -11,26 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = [
-    "MAX_BUTTONS_PER_ROW",
-    "MAX_COMMAND_OPTIONS",
-    "MAX_CONTENT",
-    "MAX_CUSTOM_ID",
-    "MAX_ROWS",
-    "MessageParts",
-    "fit_message",
-    "shorten_middle",
-]
+__all__ = ["MAX_CONTENT", "MessageParts", "fit_message", "shorten_middle"]
 
-#: Characters in a message's content.
+#: Characters in a message's content. (The views in ``bot.components`` use at most 3 rows of at most 5
+#: buttons, with custom_ids of at most 44 characters; ``tests/bot/test_render_buttons.py`` checks them.)
 MAX_CONTENT = 2000
-#: Action rows on a message, and buttons in one row.
-MAX_ROWS = 5
-MAX_BUTTONS_PER_ROW = 5
-#: Characters in a component's custom_id.
-MAX_CUSTOM_ID = 100
-#: Options of one slash command.
-MAX_COMMAND_OPTIONS = 25
 
 #: What the notes may take from the prompt's text when both do not fit.
 _NOTES_SHARE = 600

@@ -358,6 +358,15 @@ def usage_report(
         raise PlanError(f"User {user_id} has never used the bot.")
     guild_id = requester.guild_id if requester is not None else None
     balance = quota.current_balance(session=session, user_id=user_id, now=now) if requester is None else None
+    if balance is not None:
+        # A grant (or subscription) given since the bot last resolved the member's plan counts at once, as it
+        # will at their next command; a role plan the balance holds is kept (its rank is not lowered here).
+        sources = plan_sources(session=session, requester=Requester(user_id), user=user, book=book, now=now)
+        resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
+        held = book.plans.get(balance.plan)
+        if held is None or resolved.plan.rank > held.rank:
+            balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
+                                           plan=resolved.plan)
     plan_name = balance.plan if balance is not None else None
     if balance is None:
         sources = plan_sources(session=session, requester=requester or Requester(user_id), user=user, book=book,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from db.models import Job
 from domain.spec import JobState
 
-__all__ = ["RECENT_JOBS", "Standing", "queue_position", "standing", "waiting_in"]
+__all__ = ["RECENT_JOBS", "Standing", "member_queue", "queue_position", "standing", "waiting_in"]
 
 #: Finished jobs of a queue whose run times make its ETA.
 RECENT_JOBS = 20
@@ -86,3 +86,19 @@ def waiting_in(*, session: Session, queue: str, limit: int = 25) -> list[int]:
         .order_by(Job.id)
         .limit(limit)
     ).scalars())
+
+
+def member_queue(*, session: Session, user_id: int, now: datetime, limit: int = 25) -> list[tuple[Job, Standing]]:
+    """A member's queued and running jobs, oldest first, each with its position and ETA."""
+    jobs = session.execute(
+        select(Job)
+        .where(Job.user_id == user_id, Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+        .order_by(Job.id)
+        .limit(limit)
+    ).scalars().all()
+    out: list[tuple[Job, Standing]] = []
+    for job in jobs:
+        place = standing(session=session, job=job, now=now)
+        if place is not None:
+            out.append((job, place))
+    return out

@@ -224,14 +224,6 @@ def child_spec(
     its seed is the source's (its creative pass is seeded with it, and it is that image's seed).
     """
     base = parent.replace(notes=())
-    redraws = action in (Action.VARY, Action.VARY_STRONG, Action.VARY_SUBTLE, Action.UPSCALE_CREATIVE) or (
-        action is Action.UPSCALE and preset.upscale == "creative"
-    ) or (action is Action.REROLL and parent_kind is JobKind.VARY)
-    if redraws and not preset.capabilities.img2img:
-        raise ButtonError(
-            f"`{preset.name}` ({preset.capabilities.label}) cannot redraw from an image, so variations and "
-            "creative upscales are not available on it; use 🔄 or U1–U4 instead."
-        )
     if action is Action.REROLL:
         if parent_kind is JobKind.VARY:
             return JobKind.VARY, base.replace(seed=new_seed)

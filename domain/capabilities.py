@@ -84,7 +84,8 @@ class Capabilities:
     #: ``--cfg`` (and the guidance ``--s`` gives) must lie in this range.
     guidance_range: tuple[float, float]
     samplers: tuple[str, ...]
-    #: Image to image (V1–V4, Vary, creative upscales) and inpainting.
+    #: Image to image (V1–V4, Vary, creative upscales) and inpainting (every family here has both; FLUX.2
+    #: [klein] does image to image through its inpainting pipeline).
     img2img: bool
     inpaint: bool
     #: Text encoders, for people, and the most prompt tokens they read (the rest is cut off).
@@ -104,11 +105,11 @@ class Capabilities:
 
 
 def _flow(family: str, label: str, side: int, guidance: Guidance, cfg_above: float, top: float,
-          encoders: str, tokens: int, default: float, *, img2img: bool = True) -> Capabilities:
+          encoders: str, tokens: int, default: float) -> Capabilities:
     """A flow-matching DiT: 8x VAE and 2x2 patches (multiples of 16), flow samplers, no ``--tile``."""
     return Capabilities(
         family=family, label=label, native_side=side, pixel_multiple=16, guidance=guidance, cfg_above=cfg_above,
-        guidance_range=(0.0, top), samplers=FLOW_SAMPLERS, img2img=img2img, inpaint=True,
+        guidance_range=(0.0, top), samplers=FLOW_SAMPLERS, img2img=True, inpaint=True,
         text_encoders=encoders, prompt_tokens=tokens, tile=False, default_guidance=default,
     )
 
@@ -128,7 +129,7 @@ CAPABILITIES: dict[str, Capabilities] = {
         ),
         _flow("sd3", "Stable Diffusion 3", 1024, Guidance.CFG, 1.0, 30.0, "CLIP-L + CLIP-G + T5-XXL", 256, 7.0),
         _flow("flux", "FLUX.1", 1024, Guidance.DISTILLED, 0.0, 10.0, "CLIP-L + T5-XXL", 512, 3.5),
-        _flow("flux2", "FLUX.2 [klein]", 1024, Guidance.CFG, 1.0, 10.0, "Qwen3", 512, 4.0, img2img=False),
+        _flow("flux2", "FLUX.2 [klein]", 1024, Guidance.CFG, 1.0, 10.0, "Qwen3", 512, 4.0),
         _flow("zimage", "Z-Image", 1024, Guidance.CFG, 0.0, 10.0, "Qwen3", 512, 5.0),
         _flow("qwenimage", "Qwen-Image", 1328, Guidance.CFG, 1.0, 20.0, "Qwen2.5-VL", 512, 4.0),
     )

@@ -143,8 +143,6 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
     upscale = str(table.get("upscale", "subtle"))
     if upscale not in UPSCALE_MODES:
         raise CatalogError(f"model {name!r}: upscale {upscale!r} is not one of {', '.join(UPSCALE_MODES)}")
-    if upscale == "creative" and not caps.img2img:
-        raise CatalogError(f"model {name!r}: upscale 'creative' needs image to image, which family {family!r} lacks")
     try:
         preset = ModelPreset(
             name=name,

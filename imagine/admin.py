@@ -1,7 +1,8 @@
 """``imagine admin``: plans and usage from the command line, for operators.
 
     imagine admin plans [--json]                            the plans of PLANS_FILE
-    imagine admin grant --user ID --plan NAME [--days N]    give a member a plan (replaces their grant)
+    imagine admin grant --user ID --plan NAME [--days N]    give a member a plan (replaces their grant; a member
+                                                            who never used the bot gets it from their first use)
     imagine admin revoke --user ID                          end a member's grant now
     imagine admin usage --user ID [--json]                  plan, period, fast time, jobs by state
     imagine admin ban --user ID [--reason TEXT]             keep a member from using the bot anywhere
@@ -125,16 +126,24 @@ def cmd_plans(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
-    from db import plans as plans_db
-
     book = _plans(settings)
     plan = book.get(args.plan)  # an unknown plan is refused before the database is touched
     expires_at = grant_expiry(datetime.now(UTC), args.days)
-    grant = _run(settings, plans_db.grant_plan, user_id=args.user, plan=plan.name, book=book, granted_by=None,
-                 expires_at=expires_at)
+    grant, seen = _run(settings, _grant, user_id=args.user, plan=plan.name, book=book, expires_at=expires_at)
     until = f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else "until revoked"
-    print(f"granted {plan.name} ({plan.display_name}) to {args.user} {until}")
+    first = "" if seen else " (they have not used the bot yet: the plan is theirs from their first command)"
+    print(f"granted {plan.name} ({plan.display_name}) to {args.user} {until}{first}")
     return 0
+
+
+def _grant(*, session: Any, user_id: int, plan: str, book: PlanBook, expires_at: datetime | None) -> tuple[Any, bool]:
+    """Grant in one transaction; also says whether the member had used the bot before."""
+    from db import plans as plans_db
+    from db.models import User
+
+    seen = session.get(User, user_id) is not None
+    return plans_db.grant_plan(session=session, user_id=user_id, plan=plan, book=book, granted_by=None,
+                               expires_at=expires_at), seen
 
 
 def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:

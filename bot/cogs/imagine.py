@@ -63,6 +63,7 @@ class Imagine(commands.Cog):
         quality="Denoising steps: more is finer and slower (--q)",
         stop="Stop denoising at this percent for softer images (--stop, 10 to 100)",
         tile="Seamless tiling pattern (--tile)",
+        raw="No house style: no house negative prompt (--style raw)",
         repeat="Run the prompt this many times (--r, 1 to 40)",
         steps="Exact denoising steps (--steps, 1 to 150)",
         cfg="Exact guidance scale (--cfg, 0 to 30)",
@@ -83,6 +84,7 @@ class Imagine(commands.Cog):
         quality: float | None = None,
         stop: app_commands.Range[int, STOP_RANGE[0], STOP_RANGE[1]] | None = None,
         tile: bool | None = None,
+        raw: bool | None = None,
         repeat: app_commands.Range[int, REPEAT_RANGE[0], REPEAT_RANGE[1]] | None = None,
         steps: app_commands.Range[int, STEPS_RANGE[0], STEPS_RANGE[1]] | None = None,
         cfg: app_commands.Range[float, CFG_RANGE[0], CFG_RANGE[1]] | None = None,
@@ -91,8 +93,8 @@ class Imagine(commands.Cog):
         services = self.bot.services
         catalog = services.catalog
         options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model, stylize=stylize,
-                                chaos=chaos, quality=quality, stop=stop, tile=tile or None, repeat=repeat,
-                                steps=steps, cfg=cfg, sampler=sampler)
+                                chaos=chaos, quality=quality, stop=stop, tile=tile or None, raw=raw or None,
+                                repeat=repeat, steps=steps, cfg=cfg, sampler=sampler)
         try:
             # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
             account = await load_account(services, interaction)

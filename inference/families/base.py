@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from PIL import Image
 
 from domain.capabilities import Capabilities, capabilities_of
 from domain.spec import JobSpec
@@ -72,6 +73,10 @@ class Family:
         """Embeddings and guidance for a pipeline call; ``negative`` is ``None`` for a job with no negative
         pass (see ``domain.capabilities.negative_prompt_for``)."""
         raise NotImplementedError
+
+    def image_to_image_kwargs(self, image: Image.Image, images: int) -> dict[str, Any]:
+        """What the image-to-image call needs beyond the images (FLUX.2 [klein]'s goes through inpainting)."""
+        return {}
 
     def denoiser(self, pipe: Any) -> torch.nn.Module:
         """The network that denoises: the UNet or the transformer."""

@@ -201,6 +201,7 @@ def render_variations(
         num_inference_steps=img2img_steps(spec.steps, strength),
         generator=_generators(seeds),
         **(dict(width=init.width, height=init.height) if family.image_to_image_takes_size else {}),
+        **family.image_to_image_kwargs(init, len(seeds)),
         **conditioning.as_kwargs(spec),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)

@@ -54,7 +54,7 @@ class World:
         if fn is jobs_db.mark_delivered:
             self.job.delivered_state = kwargs["state"]
             return None
-        assert fn is delivery_module._load, fn
+        assert fn is delivery_module.load_job, fn
         job = SimpleNamespace(**vars(self.job))  # a snapshot, as a row read in a session is
         return delivery_module._Loaded(job, [], None, "", None, frozenset(), ())
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from domain.actions import Action, ButtonError, SourceImage, child_spec
 from domain.capabilities import CAPABILITIES, HOUSE_NEGATIVE, negative_prompt_for, passes_per_step
 from domain.catalog import parse_catalog
 from domain.costs import DEFAULT_COSTS, estimate_ms
@@ -55,7 +54,6 @@ def test_family_defaults_come_from_the_capabilities() -> None:
         ({"source": "x", "family": "flux", "scheduler": "ddim"}, "scheduler 'ddim' is not one of euler"),
         ({"source": "x", "family": "flux", "width": 1000}, "multiples of 16"),
         ({"source": "x", "family": "flux", "guidance": 25}, "outside 0 to 10"),
-        ({"source": "x", "family": "flux2", "upscale": "creative"}, "needs image to image"),
         ({"source": "x", "family": "flux9"}, "family 'flux9' is not one of sd15, sdxl, sd3, flux"),
     ],
 )
@@ -127,14 +125,3 @@ def test_flux_with_no_costs_twice_and_a_turbo_step_half() -> None:
     assert estimate_ms(turbo, JobKind.IMAGINE, model, CATALOG.get("turbo").capabilities) - model.overhead_ms == (
         pytest.approx((full - model.overhead_ms) / 2, abs=2)
     )
-
-
-def test_variations_are_refused_on_a_family_without_image_to_image() -> None:
-    klein = CATALOG.get("klein")
-    parent = parse("a fox --model klein").specs[0]
-    source = SourceImage(key="jobs/1/0.png", seed=7, width=1024, height=1024)
-    for action in (Action.VARY, Action.VARY_SUBTLE, Action.UPSCALE_CREATIVE):
-        with pytest.raises(ButtonError, match="cannot redraw from an image"):
-            child_spec(parent, JobKind.IMAGINE, action, source=source, new_seed=1, preset=klein)
-    kind, _ = child_spec(parent, JobKind.IMAGINE, Action.UPSCALE, source=source, new_seed=1, preset=klein)
-    assert kind is JobKind.UPSCALE
