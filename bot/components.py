@@ -10,6 +10,7 @@ that a forged or stale one is answered (ephemerally) instead of silently failing
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -70,11 +71,13 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def grid_view(job_id: int) -> discord.ui.View:
-    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout)."""
+def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View:
+    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout). The U button of a tile
+    already upscaled is blurple (primary), as Midjourney marks a used one; it still works."""
     view = discord.ui.View(timeout=None)
     for tile in range(1, 5):
-        view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE, tile), label=f"U{tile}", row=0))
+        style = discord.ButtonStyle.primary if tile in upscaled else discord.ButtonStyle.secondary
+        view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE, tile), label=f"U{tile}", style=style, row=0))
     view.add_item(JobButton(ButtonRef(job_id, Action.REROLL), emoji="🔄", row=0))
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.VARY, tile), label=f"V{tile}", row=1))

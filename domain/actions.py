@@ -34,6 +34,7 @@ from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
 
 __all__ = [
     "CUSTOM_ID_PREFIX",
+    "DOUBLE_CLICK_S",
     "STRONG_STRENGTH",
     "SUBTLE_STRENGTH",
     "UPSCALE_FACTOR",
@@ -59,6 +60,9 @@ STRONG_STRENGTH = 0.75
 SUBTLE_STRENGTH = 0.35
 #: Every upscale button doubles each side.
 UPSCALE_FACTOR = 2
+#: Two clicks of one button by one member this close together (Discord's timestamps) are one double click:
+#: they make one job. Clicks further apart each make a job, as in Midjourney.
+DOUBLE_CLICK_S = 5.0
 
 
 class Action(StrEnum):
@@ -220,6 +224,14 @@ def child_spec(
     its seed is the source's (its creative pass is seeded with it, and it is that image's seed).
     """
     base = parent.replace(notes=())
+    redraws = action in (Action.VARY, Action.VARY_STRONG, Action.VARY_SUBTLE, Action.UPSCALE_CREATIVE) or (
+        action is Action.UPSCALE and preset.upscale == "creative"
+    ) or (action is Action.REROLL and parent_kind is JobKind.VARY)
+    if redraws and not preset.capabilities.img2img:
+        raise ButtonError(
+            f"`{preset.name}` ({preset.capabilities.label}) cannot redraw from an image, so variations and "
+            "creative upscales are not available on it; use 🔄 or U1–U4 instead."
+        )
     if action is Action.REROLL:
         if parent_kind is JobKind.VARY:
             return JobKind.VARY, base.replace(seed=new_seed)

@@ -93,7 +93,7 @@ def info_content(info: Info) -> str:
         lines.append(f"**Jobs:** {running} running, {waiting}{more} waiting")
         lines += [_job_line(job, position) for job, position in info.jobs[:_JOBS_SHOWN]]
     if account.banned:
-        lines.append(f"**Banned:** {account.user.ban_reason or 'yes'}")
+        lines.append(f"**Banned:** {account.ban_reason or 'yes'}")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ def test_each_kind_of_button_job_is_named_like_midjourney() -> None:
     assert job_detail(JobKind.VARY, strength=0.75) == "Variations (Strong) by"
     assert job_detail(JobKind.VARY, strength=0.35) == "Variations (Subtle) by"
     assert job_detail(JobKind.REROLL) == job_detail(JobKind.IMAGINE) == ""
-    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast, 1.2s)")
+    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast · GPU 1.2 s)")
 
 
 def test_a_finished_upscale_says_how_it_was_made() -> None:

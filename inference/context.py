@@ -1,0 +1,52 @@
+"""What a job needs from its worker process: the catalog, database sessions, the image store, the models.
+
+Plain values only: the entry points in ``imagine/`` read the settings and pass what is needed down
+(:func:`inference.worker.configure`), so nothing in ``inference/`` reads settings itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.catalog import Catalog
+from inference.storage import ImageStore
+
+__all__ = ["WorkerContext", "owner_name"]
+
+
+def owner_name() -> str:
+    """How this process names itself as a job's owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerContext:
+    catalog: Catalog
+    database_url: str
+    sessions: sessionmaker[Session]
+    store: ImageStore
+    owner: str
+    #: This process's device as configured (``cuda:1``), or None for the default device (first GPU, or CPU).
+    device: str | None = None
+    #: What torch is given for it (``cuda:0`` once CUDA_VISIBLE_DEVICES is narrowed to that GPU).
+    torch_device: str | None = None
+    pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
+
+    def pipeline_cache(self) -> Any:
+        if self.pipelines is None:
+            from inference.pipelines import PipelineCache
+
+            self.pipelines = PipelineCache(device=self.torch_device)
+        return self.pipelines
+
+    @property
+    def device_label(self) -> str:
+        """The device for logs and metrics: the configured name, else the one the pipelines chose."""
+        if self.device is not None:
+            return self.device
+        return str(self.pipelines.device) if self.pipelines is not None else "default"
