@@ -70,7 +70,8 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture(scope="module")
 def celery_app(redis_url: str, database_url: str) -> Celery:
-    return create_celery(make_settings(database_url=database_url, redis_url=redis_url), redis_url)
+    settings = make_settings(database_url=database_url, redis_url=redis_url)
+    return create_celery(redis_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def workers(
                 data_dir=folder, storage_url=store_url, worker_devices=devices, worker_metrics_port=port,
                 metrics_host="127.0.0.1", log_format=log_format,
             )
-            started[name] = Worker(start_worker(settings, env=ONE_THREAD), f"http://127.0.0.1:{port}")
+            started[name] = Worker(start_worker(settings, env=ONE_THREAD, timeout=180), f"http://127.0.0.1:{port}")
         yield started
     finally:
         for worker in started.values():
