@@ -90,7 +90,7 @@ def workers(
                 data_dir=folder, storage_url=store_url, worker_devices=devices, worker_metrics_port=port,
                 metrics_host="127.0.0.1", log_format=log_format,
             )
-            started[name] = Worker(start_worker(settings, env=ONE_THREAD, timeout=180), f"http://127.0.0.1:{port}")
+            started[name] = Worker(start_worker(settings, env=ONE_THREAD), f"http://127.0.0.1:{port}")
         yield started
     finally:
         for worker in started.values():
