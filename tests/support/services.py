@@ -86,6 +86,8 @@ class WorkerProcess:
     ready: threading.Event = field(default_factory=threading.Event)
 
     log_path: Path | None = None
+    #: Where its /metrics and /healthz are served (None when WORKER_METRICS_PORT is 0).
+    metrics_url: str | None = None
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -118,7 +120,7 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 60.0, env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 180.0, env: dict[str, str] | None = None) -> WorkerProcess:
     """``env``: more environment variables for the worker process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
@@ -128,7 +130,8 @@ def start_worker(settings: Settings, *, timeout: float = 60.0, env: dict[str, st
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker = WorkerProcess(process, log_path=settings.data_dir / "worker.log")
+    metrics_url = f"http://127.0.0.1:{settings.worker_metrics_port}" if settings.worker_metrics_port else None
+    worker = WorkerProcess(process, log_path=settings.data_dir / "worker.log", metrics_url=metrics_url)
     threading.Thread(target=worker._pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     while not worker.ready.wait(0.1):
