@@ -7,7 +7,9 @@ The estimate comes from a cost model per model family (or per model), in millise
     estimate   = overhead_ms + denoising (+ upscaling)
 
 Steps that run: ``steps`` cut by ``--stop``; for image-to-image (variations, creative upscales) only the
-``strength`` share of the schedule runs. The defaults below are for a current 24 GB card; operators
+``strength`` share of the schedule runs. The canvas kinds (zoom, pan, square, vary_region) denoise the whole
+output at full strength (the mask decides what is kept, not how much of the picture is computed), so they
+cost what a grid of their output size costs. The defaults below are for a current 24 GB card; operators
 calibrate them in the plans file (``[costs.<family or model>]``) by comparing ``jobs.estimated_ms`` with
 ``jobs.gpu_ms`` (see docs/quotas.md).
 
@@ -80,6 +82,8 @@ def estimate_ms(spec: JobSpec, kind: JobKind, model: CostModel) -> int:
     elif kind is JobKind.VARY:
         strength = spec.strength or _VARY_STRENGTH
         cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec, strength)
+    elif kind.is_canvas:  # inpainting at strength 1 over the whole output
+        cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec)
     else:  # imagine, reroll
         cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec)
     return max(1, math.ceil(cost))
