@@ -18,7 +18,7 @@ __all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.account", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.canvas", "bot.cogs.account", "bot.cogs.admin")
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:

@@ -76,7 +76,7 @@ def _detail(session: Session, job: Job) -> str:
         if source is not None and source_job is not None and source_job.kind != JobKind.UPSCALE:
             image_number = source.index + 1  # U1-U4 on a grid
     return job_detail(kind, image_number=image_number, upscale_mode=job.spec.get("upscale_mode"),
-                      strength=job.spec.get("strength"))
+                      strength=job.spec.get("strength"), zoom=job.spec.get("zoom"), pan=job.spec.get("pan"))
 
 
 def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
@@ -332,7 +332,11 @@ class Delivery:
         if view.state is JobState.SUCCEEDED and job.result_key:
             files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
-            components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
+            if view.kind is JobKind.UPSCALE:
+                square = not images or images[0].width == images[0].height
+                components = upscale_view(job.id, square=square)
+            else:
+                components = grid_view(job.id)
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         self._forget(job.id)

@@ -29,18 +29,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 from sqlalchemy.orm import Session
 
 from bot.accounts import load_account, precheck
-from bot.render import JobView, Recipe, job_detail, job_title, recipe_content
+from bot.render import JobView, Recipe, canvas_label, job_detail, job_title, recipe_content
 from bot.submission import submit_jobs, token_expiry
 from db import jobs as jobs_db
 from db.jobs import NewJob
+from db.models import Image as ImageRow
 from domain.actions import (
     ALREADY_FINISHED,
     IMAGE_GONE,
@@ -48,10 +50,12 @@ from domain.actions import (
     Action,
     ButtonError,
     ButtonRef,
+    Edit,
     SourceImage,
     check_cancel,
     check_parent,
     child_spec,
+    rerolls_source,
     source_index,
 )
 from domain.errors import DomainError
@@ -88,6 +92,10 @@ class _Click:
     existing_job_id: int | None
 
 
+def _image(session: Session, image_id: int | None) -> ImageRow | None:
+    return jobs_db.get_image(session=session, image_id=image_id) if image_id is not None else None
+
+
 def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str) -> _Click:
     parent = jobs_db.get(session=session, job_id=ref.job_id)
     if parent is None:
@@ -96,9 +104,14 @@ def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str
     kind = JobKind(parent.kind)
     images = jobs_db.images_of(session=session, job_id=parent.id)
     image = images[source_index(ref, kind, len(images))]
+    if ref.action is Action.REDO_UPSCALE:  # the upscale that made this image, again from its source
+        source = _image(session, parent.parent_image_id)
+        if source is None:
+            raise ButtonError(IMAGE_GONE)
+        image = source
     lineage: int | None = image.id
-    if ref.action is Action.REROLL and kind is JobKind.VARY:
-        lineage = parent.parent_image_id  # the rerolled variations vary the same source again
+    if rerolls_source(ref.action, kind):
+        lineage = parent.parent_image_id  # the rerolled grid is drawn from the same source again
     existing = jobs_db.by_idem_key(session=session, user_id=user_id, idem_key=idem_key)
     return _Click(
         parent_kind=kind,
@@ -130,6 +143,7 @@ class _RecipeRows:
     height: int
     upscales: tuple[tuple[str, int, int, int], ...]
     variation_strength: float | None
+    canvas: tuple[str, int, int] | None
 
 
 def _read_recipe(*, session: Session, ref: ButtonRef) -> _RecipeRows:
@@ -153,8 +167,15 @@ def _read_recipe(*, session: Session, ref: ButtonRef) -> _RecipeRows:
         if parent is None:
             break
         current = parent
-    variation = JobSpec.from_dict(current.spec).strength if JobKind(current.kind) is JobKind.VARY else None
-    return _RecipeRows(spec, image.width, image.height, tuple(reversed(upscales)), variation)
+    drawn = JobSpec.from_dict(current.spec)
+    drawn_kind = JobKind(current.kind)
+    variation = drawn.strength if drawn_kind is JobKind.VARY else None
+    canvas = None
+    if drawn_kind.is_canvas:
+        source = _image(session, current.parent_image_id)
+        label = canvas_label(drawn_kind, zoom=drawn.zoom, pan=drawn.pan, region=drawn.region)
+        canvas = (label, source.width, source.height) if source is not None else (label, 0, 0)
+    return _RecipeRows(spec, image.width, image.height, tuple(reversed(upscales)), variation, canvas)
 
 
 class Buttons(commands.Cog):
@@ -169,17 +190,38 @@ class Buttons(commands.Cog):
             await interaction.response.send_message(button.error or "That button doesn't work.", ephemeral=True)
             return
         ref = button.ref
+        if ref.action.asks or ref.action.remixes:
+            # Custom Zoom, Vary (Region), and Remix: a modal must be the first answer (bot.cogs.canvas).
+            canvas = self.bot.get_cog("Canvas")
+            opens_modal = getattr(canvas, "open_modal", None)
+            if opens_modal is not None and await opens_modal(interaction, ref):
+                return
         if ref.action is Action.RECIPE:
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # acknowledged; the job's own message follows
+        if ref.action is Action.RECIPE:
+            await self._answering(interaction, ref, self._send_recipe(interaction, ref))
+        elif ref.action is Action.CANCEL:
+            await self._answering(interaction, ref, self._cancel(interaction, ref))
+        else:
+            await self._answering(interaction, ref, self._submit(interaction, ref))
+
+    async def submit_edited(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, edit: Edit) -> None:
+        """A modal's submit (already acknowledged): the button's job, with what the modal added.
+
+        Each submit is its own job: its idempotency key is the submit interaction's id.
+        """
+        message_id = interaction.message.id if interaction.message is not None else 0
+        idem_key = f"modal:{message_id}:{ref.custom_id}:{interaction.id}"
+        await self._answering(interaction, ref, self._submit(interaction, ref, edit=edit, idem_key=idem_key))
+
+    async def _answering(
+        self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run an acknowledged click's work; a refusal or a fault is told to the clicker (ephemerally)."""
         try:
-            if ref.action is Action.RECIPE:
-                await interaction.followup.send(await self._recipe(ref), ephemeral=True)
-            elif ref.action is Action.CANCEL:
-                await self._cancel(interaction, ref)
-            else:
-                await self._submit(interaction, ref)
+            await work
         except DomainError as error:  # ButtonError, or a refusal by the member's plan
             await interaction.followup.send(str(error), ephemeral=True)
         except Exception:
@@ -187,10 +229,14 @@ class Buttons(commands.Cog):
             with contextlib.suppress(discord.HTTPException):
                 await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
 
-    async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+    async def _send_recipe(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+        await interaction.followup.send(await self._recipe(ref), ephemeral=True)
+
+    async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, *, edit: Edit | None = None,
+                      idem_key: str | None = None) -> None:
         services = self.bot.services
         message_id = interaction.message.id if interaction.message is not None else 0
-        idem_key = f"button:{message_id}:{ref.custom_id}"
+        idem_key = idem_key or f"button:{message_id}:{ref.custom_id}"
         click = await services.db.run(_read_click, ref=ref, user_id=interaction.user.id, idem_key=idem_key)
         if click.existing_job_id is not None:
             raise ButtonError(ALREADY_CLICKED)
@@ -201,7 +247,7 @@ class Buttons(commands.Cog):
             raise ButtonError(f"The model `{click.parent_spec.model}` of that image is no longer served here.")
         kind, spec = child_spec(
             click.parent_spec, click.parent_kind, ref.action,
-            source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset,
+            source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset, edit=edit,
         )
         # The clicker's plan and lane: refuse now what their account already shows would be refused.
         account = await load_account(services, interaction)
@@ -210,7 +256,7 @@ class Buttons(commands.Cog):
         lane = choice.lane
         prompt = canonical_prompt(spec, services.catalog)
         detail = job_detail(kind, image_number=click.image_number if ref.action.takes_tile else None,
-                            upscale_mode=spec.upscale_mode, strength=spec.strength)
+                            upscale_mode=spec.upscale_mode, strength=spec.strength, zoom=spec.zoom, pan=spec.pan)
         title = job_title(JobView(job_id=0, user_id=interaction.user.id, kind=kind, state=JobState.QUEUED,
                                   prompt=prompt, lane=lane.value, detail=detail))
         placeholder = await interaction.followup.send(f"{title} (Waiting to start)", wait=True)
@@ -270,6 +316,7 @@ class Buttons(commands.Cog):
             height=rows.height,
             upscales=rows.upscales,
             variation_strength=rows.variation_strength,
+            canvas=rows.canvas,
         ))
 
 

@@ -86,6 +86,8 @@ class DemoBot(commands.Bot):
         self.tree.add_command(slow)
         self.tree.add_command(describe)
         self.tree.add_command(feedback)
+        self.tree.add_command(pick)
+        self.tree.add_command(badmodal)
         self.tree.add_command(plan)
         if self.sync:
             self.synced = await self.tree.sync()
@@ -168,6 +170,36 @@ class FeedbackModal(discord.ui.Modal, title="Feedback"):
 @app_commands.command(description="Open a modal")
 async def feedback(interaction: discord.Interaction) -> None:
     await interaction.response.send_modal(FeedbackModal())
+
+
+class PickModal(discord.ui.Modal, title="Pick"):
+    """Discord's newer modal layout: labels around a checkbox group and a text input."""
+
+    cells: discord.ui.Label[PickModal] = discord.ui.Label(text="Cells", component=discord.ui.CheckboxGroup(
+        custom_id="cells", required=False, min_values=0, max_values=3,
+        options=[discord.CheckboxGroupOption(label=str(n), value=str(n)) for n in (1, 2, 3)],
+    ))
+    note: discord.ui.Label[PickModal] = discord.ui.Label(
+        text="Note", component=discord.ui.TextInput(custom_id="note", required=False)
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.cells.component, discord.ui.CheckboxGroup)
+        assert isinstance(self.note.component, discord.ui.TextInput)
+        await interaction.response.send_message(f"cells={self.cells.component.values} note={self.note.component.value}")
+
+
+@app_commands.command(description="Open a modal with a checkbox group")
+async def pick(interaction: discord.Interaction) -> None:
+    await interaction.response.send_modal(PickModal())
+
+
+@app_commands.command(description="Open a modal Discord refuses (its title is too long)")
+async def badmodal(interaction: discord.Interaction) -> None:
+    try:
+        await interaction.response.send_modal(FeedbackModal(title="x" * 46))
+    except discord.HTTPException as error:
+        interaction.client.errors.append(error)  # type: ignore[attr-defined]
 
 
 @app_commands.command(description="Show the caller's entitlements")
@@ -373,6 +405,19 @@ async def test_modal_submit(fake: FakeDiscord) -> None:
         assert opened.modal is not None and opened.modal["title"] == "Feedback"
         submitted = await fake.submit_modal(opened, {"text": "more dragons"})
         assert (await submitted.wait_original())["content"] == "Thanks: more dragons"
+
+
+async def test_modal_with_labels_and_a_checkbox_group_and_a_modal_discord_refuses(fake: FakeDiscord) -> None:
+    bot = DemoBot()
+    async with run_client(bot, fake):
+        opened = await fake.slash_command("pick")
+        assert (await opened.wait_ack()).type == 9
+        submitted = await fake.submit_modal(opened, {"cells": ["1", "3"], "note": "hi"})
+        assert (await submitted.wait_original())["content"] == "cells=['1', '3'] note=hi"
+
+        refused = await fake.slash_command("badmodal")
+        await fake.wait_until(lambda: bot.errors or None, what="the refused modal")
+        assert refused.callback is None and "45" in str(bot.errors[0])
 
 
 async def test_entitlements_on_interactions_and_events(fake: FakeDiscord) -> None:
