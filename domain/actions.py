@@ -362,8 +362,15 @@ def child_spec(
         kind, zoom, pan = _CANVAS_KINDS[action], _ZOOMS.get(action, edit.zoom), action.pan
         if action is Action.SQUARE:
             zoom = 1.0
+        # The --ar the prompt shows: the one asked for, the zoom's unchanged shape, or the new one of a pan.
+        if edit.aspect is not None:
+            aspect = f"{edit.aspect[0]}:{edit.aspect[1]}"
+        elif action in _ZOOMS or action is Action.ZOOM_CUSTOM:
+            aspect = base.aspect
+        else:
+            aspect = _ratio(canvas.width, canvas.height)
         return kind, _drawn_from(base, source).replace(
-            seed=new_seed, width=canvas.width, height=canvas.height, aspect=_ratio(canvas.width, canvas.height),
+            seed=new_seed, width=canvas.width, height=canvas.height, aspect=aspect,
             source_box=canvas.source_box, zoom=zoom, pan=pan.value if pan is not None else None,
             notes=notes + canvas.notes,
         )
