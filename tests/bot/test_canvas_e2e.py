@@ -23,6 +23,7 @@ from tests.bot.test_buttons_e2e import (
     EPHEMERAL,
     GRID_LABELS,
     TIMEOUT,
+    UPSCALE_LABELS,
     click,
     custom_id,
     finished,
@@ -35,14 +36,6 @@ from tests.bot.test_buttons_e2e import (
 )
 from tests.fakediscord import FakeDiscord, FakeInteraction
 
-#: Under a square upscaled image (a non-square one also shows "Make Square" after the zooms).
-CANVAS_LABELS = [
-    "Vary (Strong)", "Vary (Subtle)", "Vary (Region)",
-    "Upscale (2x)", "Upscale (4x)", "Upscale (Creative ×2)", "Redo Upscale",
-    "Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom",
-    "⬅️", "➡️", "⬆️", "⬇️",
-    "Recipe",
-]
 
 
 def _count_jobs(*, session: Session) -> int:
@@ -114,7 +107,7 @@ async def upscaled(fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any]) -> 
 
 
 async def test_an_upscaled_image_shows_the_canvas_buttons_in_midjourneys_rows(upscaled: dict[str, Any]) -> None:
-    assert labels(upscaled) == CANVAS_LABELS  # square: no Make Square
+    assert labels(upscaled) == UPSCALE_LABELS  # square: no Make Square
     rows = [[b.get("label") or b["emoji"]["name"] for b in row["components"]] for row in upscaled["components"]]
     assert len(rows) == 5 and all(len(row) <= 5 for row in rows)
     assert rows[3] == ["⬅️", "➡️", "⬆️", "⬇️"]
@@ -277,7 +270,7 @@ async def test_upscale_4x_quadruples_the_side_and_redo_upscale_redoes_the_upscal
     fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any], upscaled: dict[str, Any]
 ) -> None:
     four = await result_of(await click(fake, upscaled, "Upscale (4x)"))
-    assert image_of(fake, four).size == (1024, 1024) and labels(four) == CANVAS_LABELS
+    assert image_of(fake, four).size == (1024, 1024) and labels(four) == UPSCALE_LABELS
     child = await job(bot, job_id_of(four))
     assert (child.kind, child.spec["upscale_factor"]) == (JobKind.UPSCALE, 4)
 

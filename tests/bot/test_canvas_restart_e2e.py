@@ -10,8 +10,7 @@ import asyncio
 
 from imagine.settings import Settings
 from tests.bot.conftest import running_bot
-from tests.bot.test_buttons_e2e import TIMEOUT, custom_id, finished, image_of, labels
-from tests.bot.test_canvas_e2e import CANVAS_LABELS
+from tests.bot.test_buttons_e2e import TIMEOUT, UPSCALE_LABELS, custom_id, finished, image_of, labels
 from tests.fakediscord import FakeDiscord
 from tests.support.services import WorkerProcess
 
@@ -27,7 +26,7 @@ async def test_every_canvas_button_works_after_a_restart(
         grid = await interaction.wait_original(finished, timeout=TIMEOUT)
         click = await fake.click(grid, custom_id(grid, "U1"))
         upscaled = await click.wait_followup(finished, timeout=TIMEOUT)
-    assert first.is_closed() and labels(upscaled) == CANVAS_LABELS
+    assert first.is_closed() and labels(upscaled) == UPSCALE_LABELS
 
     async with running_bot(bot_settings, fake):
         clicks = [await fake.click(upscaled, custom_id(upscaled, label)) for label in PLAIN]

@@ -40,3 +40,15 @@ def test_the_recipe_names_every_setting_and_no_link() -> None:
     varied = recipe_content(Recipe(prompt="x" * 5000, model="m", sampler="s", steps=1, guidance=1, seed=1, width=8,
                                    height=8, variation_strength=0.75))
     assert "variation" in varied and "strength 0.75" in varied and len(varied) < 2000
+
+
+def test_canvas_jobs_are_named_like_midjourney_and_their_recipe_says_where_they_came_from() -> None:
+    assert job_detail(JobKind.ZOOM, zoom=2.0) == "Zoom Out 2x by"
+    assert job_detail(JobKind.ZOOM, zoom=1.25) == "Zoom Out 1.25x by"
+    assert job_detail(JobKind.PAN, pan="left") == "Pan Left by"
+    assert job_detail(JobKind.SQUARE, zoom=1.0) == "Make Square by"
+    assert job_detail(JobKind.REGION) == "Vary (Region) by"
+    text = recipe_content(Recipe(prompt="a fox --seed 7", model="m", sampler="s", steps=8, guidance=7, seed=7,
+                                 width=256, height=256, canvas=("Vary (Region) of cells 1, 5", 256, 256)))
+    assert "It descends from Vary (Region) of cells 1, 5 of a 256×256 image" in text
+    assert "#1 of that grid" not in text
