@@ -37,7 +37,6 @@ from tests.bot.test_buttons_e2e import (
 from tests.fakediscord import FakeDiscord, FakeInteraction
 
 
-
 def _count_jobs(*, session: Session) -> int:
     return session.execute(select(func.count()).select_from(Job)).scalar_one()
 
