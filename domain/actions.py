@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from domain.aspect import size_for_aspect
-from domain.canvas import Canvas, Pan, pan_canvas, pixel_multiple, square_canvas, zoom_canvas
+from domain.canvas import Canvas, Pan, pan_canvas, square_canvas, zoom_canvas
 from domain.catalog import UPSCALE_MODES, ModelPreset
 from domain.errors import DomainError
 from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
@@ -325,6 +325,11 @@ def child_spec(
         base, notes = remix(base, edit.prompt)
         if edit.prompt.seed != parent.seed:  # the member typed a seed of their own
             new_seed = edit.prompt.seed
+    if (action in _CANVAS_KINDS or action is Action.VARY_REGION) and not preset.capabilities.inpaint:
+        raise ButtonError(
+            f"Zoom, pan, Make Square and Vary (Region) are not available for {preset.name}: "
+            f"{preset.capabilities.label} has no inpainting pipeline here. Try Vary (Strong) or another model."
+        )
     canvas = _canvas(action, source, preset, edit)
     if action is Action.REROLL:
         if parent_kind is JobKind.VARY or parent_kind.is_canvas:  # the same source, drawn again
@@ -398,7 +403,7 @@ def _drawn_from(spec: JobSpec, source: SourceImage) -> JobSpec:
 
 def _canvas(action: Action, source: SourceImage, preset: ModelPreset, edit: Edit) -> Canvas | None:
     """The canvas of an outpainting action (None for the other actions)."""
-    budget, multiple = preset.pixel_budget, pixel_multiple(preset.family)
+    budget, multiple = preset.pixel_budget, preset.capabilities.pixel_multiple
     pan = action.pan
     if pan is not None:
         return pan_canvas(source.width, source.height, pan, pixel_budget=budget, multiple=multiple)

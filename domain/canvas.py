@@ -44,7 +44,6 @@ __all__ = [
     "max_side",
     "pan_canvas",
     "parse_zoom",
-    "pixel_multiple",
     "region_boxes",
     "region_cells",
     "square_canvas",
@@ -110,11 +109,6 @@ class Canvas:
     source_box: Box
     #: Things the member should know (a pan reduced to fit).
     notes: tuple[str, ...] = ()
-
-
-def pixel_multiple(family: str) -> int:
-    """Both sides of a canvas job are multiples of this: 8 (the VAE's downsampling) for SD 1.5 and SDXL."""
-    return 8
 
 
 def max_side(pixel_budget: int, multiple: int) -> int:
