@@ -21,6 +21,9 @@ A click, answered within Discord's 3 seconds:
 5. the clicker's plan: refuse what it already shows would be refused (banned, no fast time, too many jobs);
 6. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
    with that message, and hand it to :mod:`bot.delivery` as /imagine does.
+
+Custom Zoom and Vary (Region), and with Remix on the buttons that redraw, answer with a modal instead
+(:mod:`bot.cogs.canvas`); its submit comes back here (:meth:`Buttons.submit_edited`) for steps 3 to 6.
 """
 
 from __future__ import annotations
