@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot
+from db import jobs as jobs_db
+from db.models import Image as ImageRow
 from db.models import Job
 from domain.canvas import region_boxes
 from domain.spec import JobKind, JobState
@@ -27,6 +29,7 @@ from tests.bot.test_buttons_e2e import (
     click,
     custom_id,
     finished,
+    forged,
     image_of,
     images,
     job,
@@ -35,6 +38,7 @@ from tests.bot.test_buttons_e2e import (
     result_of,
 )
 from tests.fakediscord import FakeDiscord, FakeInteraction
+from tests.support.factories import new_job
 
 
 def _count_jobs(*, session: Session) -> int:
@@ -287,3 +291,24 @@ async def test_the_recipe_of_an_upscaled_zoom_says_where_it_came_from(
     upscale = await result_of(await click(fake, zoomed, "U1"))
     recipe = await (await click(fake, upscale, "Recipe")).wait_original()
     assert "It descends from Zoom Out 1.5x of a 256×256 image" in recipe["content"]
+
+
+def _add_unstored_upscale(*, session: Session, user_id: int) -> int:
+    """A finished upscale whose image file is no longer in the store."""
+    made, _ = jobs_db.submit(session=session, new=new_job(user_id, kind=JobKind.UPSCALE))
+    session.execute(update(Job).where(Job.id == made.id).values(state="succeeded", delivered_state="succeeded"))
+    session.add(ImageRow(job_id=made.id, index=0, seed=1, storage_key=f"jobs/{made.id}/gone.png", width=128,
+                         height=128))
+    return made.id
+
+
+async def test_a_canvas_button_on_an_image_no_longer_stored_makes_no_job(
+    fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any]
+) -> None:
+    gone = await bot.services.db.run(_add_unstored_upscale, user_id=fake.user.id)
+    message = forged(fake, grid, [f"job:{gone}:zoom_2x", f"job:{gone}:zoom_custom"])
+    await refused(fake, bot, await fake.click(message, f"job:{gone}:zoom_2x"), "no longer stored")
+    opened = await fake.click(message, f"job:{gone}:zoom_custom")
+    assert (await opened.wait_ack()).type == 9
+    submitted = await fake.submit_modal(opened, {"prompt": "a fox", "zoom": "1.5", "aspect": ""})
+    await refused(fake, bot, submitted, "no longer stored")
