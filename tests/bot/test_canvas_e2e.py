@@ -156,7 +156,7 @@ async def test_pan_left_makes_a_wider_image_with_the_source_unchanged_at_its_rig
 async def test_make_square_appears_on_a_wide_image_and_makes_square_images(
     fake: FakeDiscord, bot: ImagineBot
 ) -> None:
-    wide_grid = await (await fake.slash_command("imagine", {"prompt": "a long bridge --ar 2:1 --seed 3"})
+    wide_grid = await (await fake.slash_command("imagine", {"prompt": "a long bridge --ar 3:1 --seed 3"})
                        ).wait_original(finished, timeout=TIMEOUT)
     wide = await result_of(await click(fake, wide_grid, "U1"))
     assert "Make Square" in labels(wide)
@@ -167,6 +167,12 @@ async def test_make_square_appears_on_a_wide_image_and_makes_square_images(
     for tile in await tiles(bot, message):
         assert tile.shape[0] == tile.shape[1]
         assert_kept(tile, source, tuple(child.spec["source_box"]))  # type: ignore[arg-type]
+
+    # 3:1 panned by half would be 4.5:1: the pan is shortened to the widest (4:1), and the message says so.
+    panned = await result_of(await click(fake, wide, "➡️"))
+    assert "-# Panned by " in panned["content"] and "% of the image instead of 50%" in panned["content"]
+    spec = (await job(bot, job_id_of(panned))).spec
+    assert abs(spec["width"] / spec["height"] - 4) < 0.2
 
 
 async def test_vary_region_changes_nothing_outside_the_picked_cells(
