@@ -256,14 +256,15 @@ _REMIX_FIELDS = ("prompt", "negative_prompt", "weighted_prompts", "stylize", "ch
 
 
 def remix(parent: JobSpec, edited: JobSpec) -> tuple[JobSpec, tuple[str, ...]]:
-    """``parent`` with the prompt and drawing parameters of ``edited``, and notes for what stayed."""
+    """``parent`` with the prompt and drawing parameters of ``edited``, and the notes for the member: how the
+    edited prompt was read (a dropped parameter), and what the Remix kept."""
     notes: list[str] = []
     if edited.model != parent.model:
         notes.append(f"Remix keeps the model of the image ({parent.model}); `--model` was ignored.")
     if edited.aspect != parent.aspect:
         notes.append("Remix keeps the shape of the image; `--ar` was ignored (Custom Zoom takes an --ar).")
     changes = {name: getattr(edited, name) for name in _REMIX_FIELDS}
-    return parent.replace(**changes), tuple(notes)
+    return parent.replace(**changes), (*edited.notes, *notes)  # how the edited prompt was read, then what stayed
 
 
 def _ratio(width: int, height: int) -> str:

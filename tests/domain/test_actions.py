@@ -222,6 +222,8 @@ def test_an_edited_prompt_replaces_the_words_but_keeps_model_size_and_source() -
     kind, spec = canvas_child(Action.ZOOM_2X, Edit(prompt=edited))
     assert (spec.prompt, spec.negative_prompt, spec.model, spec.seed) == ("a wolf", "snow", "m", 555)
     assert any("--model" in note for note in spec.notes) and any("--ar" in note for note in spec.notes)
+    noted = edited.replace(notes=("--sref is not supported here; it was ignored.",))
+    assert canvas_child(Action.ZOOM_2X, Edit(prompt=noted))[1].notes[0].startswith("--sref")
     kind, varied = child_spec(PARENT, JobKind.IMAGINE, Action.VARY, source=TILE, new_seed=555, preset=PRESET,
                               edit=Edit(prompt=PARENT.replace(prompt="a wolf", seed=7)))
     assert (kind, varied.prompt, varied.seed) == (JobKind.VARY, "a wolf", 7)  # a seed the member typed is used
