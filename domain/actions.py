@@ -46,6 +46,7 @@ from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
 
 __all__ = [
     "CUSTOM_ID_PREFIX",
+    "DOUBLE_CLICK_S",
     "MAX_UPSCALED_SIDE",
     "STRONG_STRENGTH",
     "SUBTLE_STRENGTH",
@@ -77,6 +78,9 @@ SUBTLE_STRENGTH = 0.35
 UPSCALE_FACTOR = 2
 #: No upscale makes a side longer than this (a bigger PNG is slow to make, store and upload).
 MAX_UPSCALED_SIDE = 8192
+#: Two clicks of one button by one member this close together (Discord's timestamps) are one double click:
+#: they make one job. Clicks further apart each make a job, as in Midjourney.
+DOUBLE_CLICK_S = 5.0
 
 
 class Action(StrEnum):

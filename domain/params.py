@@ -6,8 +6,8 @@ numbers shown by ``imagine parse`` are the numbers that are rendered:
 
 * ``--s`` (stylize) lowers classifier-free guidance as it rises (:func:`guidance_for_stylize`);
 * ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
-* ``--c`` (chaos) tells the worker to spread the four images' text conditioning apart
-  (``inference.pipelines.conditioning``);
+* ``--c`` (chaos) is carried in the spec; the worker perturbs each image's text conditioning with it
+  (``inference.pipelines.conditioning``).
 * ``--style raw`` turns off the house negative prompt (``domain.capabilities.negative_prompt_for``).
 """
 
@@ -21,13 +21,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-from domain.capabilities import HOUSE_NEGATIVE
 from domain.catalog import SCHEDULERS
 
 __all__ = [
     "CFG_RANGE",
     "CHAOS_RANGE",
-    "HOUSE_NEGATIVE",
+    "OLD_QUALITY_VALUES",
+    "OLD_STYLIZE_MAX",
     "PARAMS",
     "QUALITY_VALUES",
     "REPEAT_RANGE",
@@ -45,6 +45,7 @@ __all__ = [
     "read_int",
     "read_quality",
     "read_sampler",
+    "read_stylize",
     "steps_for_quality",
     "suggest",
 ]
@@ -56,6 +57,10 @@ STYLIZE_DEFAULT = 100
 CHAOS_RANGE = (0, 100)
 #: ``--q``: multiplies the model's step count (and so the GPU time and the cost).
 QUALITY_VALUES = (0.25, 0.5, 1.0, 2.0)
+#: ``--q`` values older Midjourney versions took (V1–V5); they run as the highest of ours, with a note.
+OLD_QUALITY_VALUES = (4.0, 5.0)
+#: The highest ``--s`` an older Midjourney took (V3: up to 60000); above ours it runs as ours, with a note.
+OLD_STYLIZE_MAX = 60_000
 #: ``--stop``: percentage of the denoising schedule to run.
 STOP_RANGE = (10, 100)
 #: ``--r``: jobs from one prompt (a plan may allow fewer).
@@ -113,9 +118,9 @@ PARAMS: tuple[Param, ...] = (
     Param("q", "quality", Arity.VALUE, "--q 2", ("quality",)),
     Param("stop", "stop", Arity.VALUE, "--stop 80"),
     Param("tile", "tile", Arity.FLAG, "--tile"),
-    Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
     Param("style", "raw", Arity.VALUE, "--style raw"),
     Param("raw", "raw", Arity.FLAG, "--raw"),
+    Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
     Param("model", "model", Arity.VALUE, "--model sdxl"),
     Param("v", "model", Arity.VALUE, "--v 6", ("version",)),
     Param("niji", "model", Arity.OPTIONAL, "--niji 6"),
@@ -128,8 +133,8 @@ PARAMS: tuple[Param, ...] = (
     Param("turbo", "lane", Arity.FLAG, "--turbo"),
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
-        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "draft", "video", "loop",
-        "public", "stealth",
+        Arity.FLAG, "hd", "test", "testp", "beta", "upbeta", "uplight", "upanime", "remaster", "creative",
+        "draft", "video", "loop", "public", "stealth",
     ),
     *_ignored(
         Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",
@@ -201,14 +206,28 @@ def _in_range(number: N, low: float, high: float, expected: str) -> N:
 
 
 def read_quality(value: str) -> tuple[float, str | None]:
-    """One of :data:`QUALITY_VALUES`, and a note when Midjourney's ``4`` was turned into ``2``."""
+    """One of :data:`QUALITY_VALUES`, and a note when an older Midjourney's ``4`` or ``5`` became ``2``."""
     if _DECIMAL.fullmatch(value):
         number = float(value)
         if number in QUALITY_VALUES:
             return number, None
-        if number == 4:
-            return 2.0, "`--q 4` is not available here; used `--q 2`, the highest."
+        if number in OLD_QUALITY_VALUES:
+            return QUALITY_VALUES[-1], (
+                f"`--q {format_number(number)}` (older Midjourney versions) is not available here; "
+                "used `--q 2`, the highest."
+            )
     raise ValueError("use one of .25, .5, 1 or 2, like `--q 2`.")
+
+
+def read_stylize(value: str) -> tuple[int, str | None]:
+    """A stylize value; one an older Midjourney accepted above ours (up to 60000) is lowered, with a note."""
+    try:
+        return read_int(value, *STYLIZE_RANGE, "--s 250"), None
+    except ValueError:
+        if not _INT.fullmatch(value) or not STYLIZE_RANGE[1] < int(value) <= OLD_STYLIZE_MAX:
+            raise
+    number, high = int(value), STYLIZE_RANGE[1]
+    return high, f"`--s {number}` (older Midjourney versions) is above this bot's {high}; used `--s {high}`."
 
 
 def read_sampler(value: str) -> str:

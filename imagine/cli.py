@@ -38,9 +38,10 @@ def _settings() -> Settings:
         raise SettingsError(f"{name}: {first['msg']}") from exc
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
+def _configure_logging(settings: Settings) -> None:
+    from imagine.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require_token()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     return run_all(settings)
 
 
@@ -57,7 +58,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require_token()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, broker_url = require_urls(settings)
     return run_bot_forever(settings, database_url, broker_url)
 
@@ -66,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from imagine.runner import require_urls, run_worker
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, broker_url = require_urls(settings)
     return run_worker(settings, database_url, broker_url, queues=args.queues)
 
@@ -77,7 +78,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from imagine.runner import require_urls
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, _ = require_urls(settings, need_broker=False)
     check_database(database_url)
     upgrade(database_url, args.revision)

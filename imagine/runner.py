@@ -34,18 +34,41 @@ def require_urls(settings: Settings, *, need_broker: bool = True) -> tuple[str, 
 
 
 async def run_bot(settings: Settings, database_url: str, broker_url: str, **client_options: Any) -> None:
-    """Run the bot until it is closed (SIGINT/SIGTERM close it cleanly)."""
-    from bot.client import ImagineBot
+    """Run the bot until it is closed (SIGINT/SIGTERM close it cleanly); ``/metrics`` and ``/healthz`` on
+    ``BOT_METRICS_PORT`` meanwhile."""
+    from bot.client import create_bot
     from bot.services import BotServices
 
     services = BotServices.create(settings, database_url=database_url, broker_url=broker_url)
-    bot = ImagineBot(services, **client_options)
+    bot = create_bot(services, **client_options)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-    async with bot:
-        await bot.start(settings.require_token())
+    monitoring = serve_bot_monitoring(bot, settings.metrics_host, settings.bot_metrics_port) \
+        if settings.bot_metrics_port else None
+    try:
+        async with bot:
+            await bot.start(settings.require_token())
+    finally:
+        if monitoring is not None:
+            monitoring.close()
+
+
+def serve_bot_monitoring(bot: Any, host: str, port: int) -> Any:
+    """The bot's ``/metrics`` (its own metrics and the queue depth from PostgreSQL) and ``/healthz`` (connected
+    to the gateway; database reachable)."""
+    from prometheus_client import REGISTRY
+
+    from bot.metrics import QueueDepthCollector
+    from imagine.monitoring import serve_monitoring
+
+    def gateway() -> str | None:
+        return None if bot.is_ready() and not bot.is_closed() else "not connected to the Discord gateway"
+
+    checks = {"discord": gateway, "database": lambda: check_database(bot.services.database_url, timeout=2.0)}
+    return serve_monitoring(host, port, collectors=[REGISTRY, QueueDepthCollector(bot.services.sessions)],
+                            checks=checks)
 
 
 def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> int:
@@ -61,35 +84,50 @@ def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> i
 
 
 def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues: str | None = None) -> int:
-    """A Celery worker: prefork, ``WORKER_CONCURRENCY`` processes (one per GPU), the queues of its models.
+    """A Celery worker: prefork, one process per ``WORKER_DEVICES`` entry (one by default), the queues of its
+    models, and ``/metrics`` + ``/healthz`` on ``WORKER_METRICS_PORT``.
 
     Every model of those queues is checked first (:func:`inference.pipelines.check_model`: its family and
     its files, without loading weights or touching CUDA); one that cannot load is reported in one line and
     its queues are not served.
     """
+    _require_worker_extra()
+    if settings.worker_metrics_port:
+        _multiprocess_metrics_dir()  # before prometheus_client is imported, in this process and the children
     from domain.catalog import load_catalog
     from inference import worker
     from inference.celery_app import all_queues, create_celery
+    from inference.safety import SafetyConfig
     from inference.tasks import register_tasks
 
     check_database(database_url)
     check_redis(broker_url)
     catalog = load_catalog(settings.models_path)
     wanted = servable_queues(catalog, (queues or settings.worker_queues or ",".join(all_queues(catalog))).split(","))
-    worker.configure(catalog, database_url, settings.image_store_url)
+    devices = settings.worker_device_list
+    safety = None
+    if settings.image_safety_model:  # checked by each process when it loads it, on its first checked job
+        safety = SafetyConfig(settings.image_safety_model, settings.unsafe_labels, settings.image_safety_threshold)
+    worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety)
     app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     register_tasks(app)
     argv = [
         "worker",
         "--pool=prefork",
-        f"--concurrency={settings.worker_concurrency}",
+        f"--concurrency={max(1, len(devices))}",
         f"--queues={','.join(wanted)}",
         f"--loglevel={settings.log_level}",
         "--without-gossip",
         "--without-mingle",
-        "--hostname=imagine@%h",
+        # Unique per worker process, so several workers on one host never share a node name (or its pidbox).
+        f"--hostname=imagine-{os.getpid()}@%h",
     ]
-    app.worker_main(argv)
+    monitoring = _serve_worker_monitoring(settings, database_url, broker_url) if settings.worker_metrics_port else None
+    try:
+        app.worker_main(argv)
+    finally:
+        if monitoring is not None:
+            monitoring.close()
     return 0
 
 
@@ -114,6 +152,49 @@ def servable_queues(catalog: Catalog, queues: list[str]) -> list[str]:
     if not kept:
         raise StartupError("no model of this worker's queues can be loaded (see the lines above)")
     return kept
+
+
+def _require_worker_extra() -> None:
+    import importlib.util
+
+    missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartupError(
+            f"`imagine worker` needs {' and '.join(missing)}: install the worker extra"
+            " (pip install 'imagine-bot[worker]') or use the worker image (docker/worker.Dockerfile)"
+        )
+
+
+def _multiprocess_metrics_dir() -> None:
+    """Point prometheus-client's multiprocess mode at an empty folder: each prefork child writes its samples
+    there, the parent's ``/metrics`` sums them. A folder given in ``PROMETHEUS_MULTIPROC_DIR`` is emptied
+    (samples of a previous run would be counted again)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if "prometheus_client" in sys.modules and not given:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was set")
+    if given:
+        folder = Path(given)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imagine-metrics-")
+
+
+def _serve_worker_monitoring(settings: Settings, database_url: str, broker_url: str) -> Any:
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from imagine.monitoring import serve_monitoring
+
+    checks = {
+        "database": lambda: check_database(database_url, timeout=2.0),
+        "broker": lambda: check_redis(broker_url, timeout=2.0),
+    }
+    return serve_monitoring(settings.metrics_host, settings.worker_metrics_port,
+                            collectors=[MultiProcessCollector(None)], checks=checks)
 
 
 def run_all(settings: Settings) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.catalog import Catalog
+from inference.safety import SafetyConfig
 from inference.storage import ImageStore
 
 __all__ = ["WorkerContext", "owner_name"]
@@ -31,11 +32,31 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     store: ImageStore
     owner: str
+    #: This process's device as configured (``cuda:1``), or None for the default device (first GPU, or CPU).
+    device: str | None = None
+    #: What torch is given for it (``cuda:0`` once CUDA_VISIBLE_DEVICES is narrowed to that GPU).
+    torch_device: str | None = None
     pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
+    #: The image safety classifier to run on jobs' images (``IMAGE_SAFETY_MODEL``); None: images are not checked.
+    safety_config: SafetyConfig | None = None
+    safety: Any = field(default=None)  # inference.safety.SafetyClassifier, loaded on first use
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:
             from inference.pipelines import PipelineCache
 
-            self.pipelines = PipelineCache()
+            self.pipelines = PipelineCache(device=self.torch_device)
         return self.pipelines
+
+    def safety_classifier(self) -> Any:
+        """The image safety classifier, loaded on first use on this process's device (None: not configured)."""
+        if self.safety is None and self.safety_config is not None:
+            self.safety = self.safety_config.load(self.torch_device)
+        return self.safety
+
+    @property
+    def device_label(self) -> str:
+        """The device for logs and metrics: the configured name, else the one the pipelines chose."""
+        if self.device is not None:
+            return self.device
+        return str(self.pipelines.device) if self.pipelines is not None else "default"

@@ -79,6 +79,8 @@ def check_model(preset: ModelPreset) -> str | None:
         return str(exc)
     source = preset.source
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):
+        if not hasattr(family.text_to_image, "from_single_file"):
+            return f"family {family.name!r} cannot load a single-file checkpoint; use a diffusers folder or Hub id"
         return None if Path(source).is_file() else f"there is no checkpoint file at {source}"
     local = _is_local(source)
     try:

@@ -142,7 +142,8 @@ async def test_admin_commands_are_refused_to_members_and_check_their_input(
     assert await ephemeral_reply(fake, "imagine", {"prompt": "a cat"}, user=erin) == (
         "You are banned from using this bot. Reason: spam")
     assert await bot.services.db.run(_count(Job, Job.user_id == erin.id)) == before_jobs
-    assert await ephemeral_reply(fake, "admin unban", {"user": erin}, user=manager) == f"Unbanned <@{erin.id}>."
+    assert await ephemeral_reply(fake, "admin unban", {"user": erin}, user=manager) == (
+        f"Unbanned <@{erin.id}> in this server.")
 
 
 async def test_a_premium_subscription_gives_its_plan(fake: FakeDiscord, bot: ImagineBot) -> None:

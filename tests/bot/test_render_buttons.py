@@ -19,7 +19,7 @@ def test_each_kind_of_button_job_is_named_like_midjourney() -> None:
     assert job_detail(JobKind.VARY, strength=0.75) == "Variations (Strong) by"
     assert job_detail(JobKind.VARY, strength=0.35) == "Variations (Subtle) by"
     assert job_detail(JobKind.REROLL) == job_detail(JobKind.IMAGINE) == ""
-    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast, 1.2s)")
+    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast · GPU 1.2 s)")
 
 
 def test_a_finished_upscale_says_how_it_was_made() -> None:
@@ -52,3 +52,16 @@ def test_canvas_jobs_are_named_like_midjourney_and_their_recipe_says_where_they_
                                  width=256, height=256, canvas=("Vary (Region) of cells 1, 5", 256, 256)))
     assert "It descends from Vary (Region) of cells 1, 5 of a 256×256 image" in text
     assert "#1 of that grid" not in text
+
+
+async def test_every_view_is_within_discords_limits() -> None:
+    """Discord takes at most 5 rows of at most 5 buttons, each custom_id at most 100 characters, no duplicates."""
+    from bot.components import cancel_view, grid_view, upscale_view
+
+    biggest = 2**63 - 1  # the largest job id PostgreSQL makes
+    for view in (grid_view(biggest, upscaled={1, 4}), upscale_view(biggest, square=False), cancel_view(biggest)):
+        rows = view.to_components()
+        assert 1 <= len(rows) <= 5
+        ids = [button["custom_id"] for row in rows for button in row["components"]]
+        assert all(1 <= len(row["components"]) <= 5 for row in rows)
+        assert all(len(custom_id) <= 100 for custom_id in ids) and len(set(ids)) == len(ids)

@@ -35,6 +35,11 @@ def test_missing_weights_and_missing_files(preset: ModelPreset, tmp_path: Path) 
     assert check_model(_at(preset, str(tmp_path / "model.safetensors"))) == (
         f"there is no checkpoint file at {tmp_path / 'model.safetensors'}"
     )
+    klein = ModelPreset(**{**_fields(preset), "family": "flux2", "scheduler": "euler",  # type: ignore[arg-type]
+                           "source": str(tmp_path / "klein.safetensors")})
+    assert check_model(klein) == (
+        "family 'flux2' cannot load a single-file checkpoint; use a diffusers folder or Hub id"
+    )
 
 
 def _fields(preset: ModelPreset) -> dict[str, object]:
