@@ -118,7 +118,7 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 60.0, env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 180.0, env: dict[str, str] | None = None) -> WorkerProcess:
     """``env``: more environment variables for the worker process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
