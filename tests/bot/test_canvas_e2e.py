@@ -299,9 +299,10 @@ async def test_the_recipe_of_an_upscaled_zoom_says_where_it_came_from(
     assert "It descends from Zoom Out 1.5x of a 256×256 image" in recipe["content"]
 
 
-def _add_unstored_upscale(*, session: Session, user_id: int) -> int:
-    """A finished upscale whose image file is no longer in the store."""
-    made, _ = jobs_db.submit(session=session, new=new_job(user_id, kind=JobKind.UPSCALE))
+def _add_unstored_upscale(*, session: Session, user_id: int, guild_id: int, channel_id: int) -> int:
+    """A finished upscale (made in this channel) whose image file is no longer in the store."""
+    made, _ = jobs_db.submit(session=session, new=new_job(user_id, kind=JobKind.UPSCALE, guild_id=guild_id,
+                                                          guild_name="Test Guild", channel_id=channel_id))
     session.execute(update(Job).where(Job.id == made.id).values(state="succeeded", delivered_state="succeeded"))
     session.add(ImageRow(job_id=made.id, index=0, seed=1, storage_key=f"jobs/{made.id}/gone.png", width=128,
                          height=128))
@@ -311,7 +312,8 @@ def _add_unstored_upscale(*, session: Session, user_id: int) -> int:
 async def test_a_canvas_button_on_an_image_no_longer_stored_makes_no_job(
     fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any]
 ) -> None:
-    gone = await bot.services.db.run(_add_unstored_upscale, user_id=fake.user.id)
+    gone = await bot.services.db.run(_add_unstored_upscale, user_id=fake.user.id, guild_id=fake.guild.id,
+                                     channel_id=fake.channel.id)
     message = forged(fake, grid, [f"job:{gone}:zoom_2x", f"job:{gone}:zoom_custom"])
     await refused(fake, bot, await fake.click(message, f"job:{gone}:zoom_2x"), "no longer stored")
     opened = await fake.click(message, f"job:{gone}:zoom_custom")
