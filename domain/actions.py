@@ -14,6 +14,7 @@ the custom_id back with :meth:`ButtonRef.parse`, finds the parent job and the im
     upscale_subtle    an upscaled image       upscale      ×2 with Real-ESRGAN (Lanczos when none is configured)
     upscale_creative  an upscaled image       upscale      ×2, redrawn by the model at low strength
     recipe            an upscaled image       (none)       answered at once with the settings of the image
+    enhance  (E1–E4)  a draft grid's tile     imagine/vary the tile's prompt and seed at full quality (no draft)
     cancel            a queued or running job (none)       its owner stops it; the fast time held is refunded
 
 Strengths: img2img re-runs ``strength`` of the denoising schedule from the source image. At 0.75 the
@@ -30,6 +31,7 @@ from enum import StrEnum
 from domain.aspect import size_for_aspect
 from domain.catalog import UPSCALE_MODES, ModelPreset
 from domain.errors import DomainError
+from domain.params import guidance_for_stylize, steps_for_quality
 from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "check_cancel",
     "check_parent",
     "child_spec",
+    "enhanced",
     "source_index",
 ]
 
@@ -73,11 +76,12 @@ class Action(StrEnum):
     UPSCALE_CREATIVE = "upscale_creative"
     RECIPE = "recipe"
     CANCEL = "cancel"
+    ENHANCE = "enhance"
 
     @property
     def takes_tile(self) -> bool:
-        """U1–U4 and V1–V4 name a tile of a grid; the other buttons work on their whole message."""
-        return self in (Action.UPSCALE, Action.VARY)
+        """U1–U4, V1–V4 and Enhance name a tile of a grid; the other buttons work on their whole message."""
+        return self in (Action.UPSCALE, Action.VARY, Action.ENHANCE)
 
     @property
     def on_upscale(self) -> bool:
@@ -206,7 +210,8 @@ def child_spec(
     parent_kind:
         That job's kind (a reroll of a variation grid varies the same source again).
     action:
-        What the button does; :attr:`Action.RECIPE` and :attr:`Action.CANCEL` make no job (:class:`ValueError`).
+        What the button does; :attr:`Action.RECIPE` and :attr:`Action.CANCEL` make no job (:class:`ValueError`);
+        :attr:`Action.ENHANCE` is :func:`enhanced`.
     source:
         The image the action works on (see :func:`source_index`).
     new_seed:
@@ -220,6 +225,8 @@ def child_spec(
     its seed is the source's (its creative pass is seeded with it, and it is that image's seed).
     """
     base = parent.replace(notes=())
+    if action is Action.ENHANCE:
+        return enhanced(parent, parent_kind, source, preset)
     if action is Action.REROLL:
         if parent_kind is JobKind.VARY:
             return JobKind.VARY, base.replace(seed=new_seed)
@@ -241,3 +248,28 @@ def child_spec(
             height=source.height, upscale_factor=UPSCALE_FACTOR, upscale_mode=mode,
         )
     raise ValueError(f"action {action.value!r} makes no job")
+
+
+NOT_A_DRAFT = "That image is not a draft, so it is already at full quality."
+
+
+def enhanced(
+    parent: JobSpec, parent_kind: JobKind, source: SourceImage, preset: ModelPreset
+) -> tuple[JobKind, JobSpec]:
+    """Enhance on a ``--draft`` grid: the tile's prompt and seed again, at full quality, as a new grid.
+
+    The new grid's first image has the tile's seed (``image_seed(seed, 0)``), so it is that image redrawn.
+    Steps, guidance and sampler are what the model gives at the draft's ``--q`` and ``--s``; a draft
+    variation is varied again from the same source. Raises :class:`ButtonError` on a grid that is no draft.
+    """
+    if not parent.draft:
+        raise ButtonError(NOT_A_DRAFT)
+    spec = parent.replace(
+        draft=False,
+        seed=source.seed,
+        steps=steps_for_quality(preset.steps, parent.quality),
+        guidance_scale=guidance_for_stylize(preset.guidance, parent.stylize),
+        sampler=preset.scheduler,
+        notes=(),
+    )
+    return (JobKind.VARY if parent_kind is JobKind.VARY else JobKind.IMAGINE), spec

@@ -131,13 +131,15 @@ PARAMS: tuple[Param, ...] = (
     Param("steps", "steps", Arity.VALUE, "--steps 40"),
     Param("cfg", "cfg", Arity.VALUE, "--cfg 7"),
     Param("sampler", "sampler", Arity.VALUE, "--sampler euler_a"),
+    Param("lora", "lora", Arity.VALUE, "--lora ink:0.8"),
+    Param("draft", "draft", Arity.FLAG, "--draft"),
     # Where the job runs (not part of the spec: the lane is the queue, see domain.lanes).
     Param("fast", "lane", Arity.FLAG, "--fast"),
     Param("relax", "lane", Arity.FLAG, "--relax"),
     Param("turbo", "lane", Arity.FLAG, "--turbo"),
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
-        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "draft", "video", "loop",
+        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "video", "loop",
         "public", "stealth",
     ),
     *_ignored(
