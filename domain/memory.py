@@ -72,6 +72,11 @@ def parse_memory(model: str, table: dict[str, Any], resolve: Callable[[str], str
             f"model {model!r}: `config` is for single-file checkpoints (.safetensors, .ckpt) or a `gguf` file; "
             f"the source {source!r} is neither, so remove `config`"
         )
+    if quantize != "none" and source.lower().endswith(SINGLE_FILE_SUFFIXES):
+        raise CatalogError(
+            f"model {model!r}: quantize = {quantize!r} needs a diffusers folder or Hub id as `source`, not the "
+            f"single-file checkpoint {source!r}; set quantize = \"none\" or use the model's diffusers folder"
+        )
     if quantize == "nf4" and offload == "sequential":
         raise CatalogError(
             f"model {model!r}: quantize = \"nf4\" cannot be offloaded layer by layer; use offload = \"model\""

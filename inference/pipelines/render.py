@@ -3,7 +3,7 @@
 Both are one batch through a shared diffusers pipeline, in the same steps:
 
 1. check the spec,
-2. install a fresh scheduler for the job's sampler,
+2. set the job's LoRAs (:mod:`.lora`), install a fresh scheduler for the job's sampler,
 3. encode the prompt (multi-prompt weights, ``--chaos``: :mod:`.conditioning`),
 4. denoise with one ``torch.Generator`` per image, seeded ``image_seed(spec.seed, i)``, so image ``i`` of a
    job is the same picture in any batch position and on every run,
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,13 @@ import torch
 from PIL import Image
 
 from domain.catalog import ModelPreset
+from domain.loras import LoraPreset
 from domain.spec import JobSpec, image_seed
 from inference.errors import JobCancelled
 from inference.grid import compose_grid
 from inference.pipelines.cache import PipelineCache
 from inference.pipelines.conditioning import Conditioning, encode_conditioning
+from inference.pipelines.lora import prepare_loras
 from inference.pipelines.seamless import seamless
 from inference.pipelines.timing import GpuTimer
 from inference.schedulers import make_scheduler
@@ -94,6 +96,7 @@ def render_grid(
     preset: ModelPreset,
     spec: JobSpec,
     *,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     on_step: OnStep | None = None,
     want_preview: WantPreview | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -108,6 +111,9 @@ def render_grid(
         The model; its scheduler is used when ``spec.sampler`` is ``None``.
     spec:
         Prompt, size, seed, steps, guidance and the ``--tile``/``--stop``/``--chaos`` options.
+    loras:
+        The LoRAs to draw with and their weights (:func:`domain.draft.job_models`); none turns every
+        adapter off, so nothing of an earlier job's LoRAs remains.
     on_step, want_preview, should_cancel:
         See :class:`StepCallback`.
 
@@ -125,7 +131,7 @@ def render_grid(
 
     # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.text_to_image(preset)
-    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
+    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, loras, on_step, want_preview, should_cancel)
 
     # 4-5. Denoise and decode
     images, gpu_ms = run_pipeline(
@@ -150,6 +156,7 @@ def render_variations(
     source: Image.Image,
     strength: float,
     *,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     on_step: OnStep | None = None,
     want_preview: WantPreview | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -171,7 +178,7 @@ def render_variations(
 
     # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.image_to_image(preset)
-    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
+    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, loras, on_step, want_preview, should_cancel)
 
     # 4-5. Denoise and decode
     init = source.convert("RGB")
@@ -195,12 +202,15 @@ def _prepare(
     pipe: Any,
     preset: ModelPreset,
     spec: JobSpec,
+    loras: Sequence[tuple[LoraPreset, float]],
     on_step: OnStep | None,
     want_preview: WantPreview | None,
     should_cancel: ShouldCancel | None,
 ) -> tuple[list[int], Conditioning, StepCallback]:
-    """What both kinds of render need before denoising: a fresh scheduler on ``pipe`` for the job's
-    sampler, the per-image seeds, the encoded prompt, and the step callback."""
+    """What both kinds of render need before denoising: the job's LoRAs (and their trigger words), a fresh
+    scheduler on ``pipe`` for the job's sampler, the per-image seeds, the encoded prompt, and the step
+    callback."""
+    spec = prepare_loras(pipe, preset, spec, loras)
     pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
     seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
     conditioning = encode_conditioning(pipe, preset.family, spec, seeds)

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +23,12 @@ import torch
 from PIL import Image
 
 from domain.catalog import ModelPreset
+from domain.loras import LoraPreset
 from domain.spec import JobSpec
 from inference.errors import JobCancelled
 from inference.pipelines.cache import PipelineCache
 from inference.pipelines.conditioning import encode_conditioning
+from inference.pipelines.lora import prepare_loras
 from inference.pipelines.render import OnStep, ShouldCancel, StepCallback, img2img_steps, run_pipeline
 from inference.pipelines.timing import GpuTimer
 from inference.schedulers import make_scheduler
@@ -54,6 +56,7 @@ def upscale_image(
     factor: int = 2,
     mode: str = "subtle",
     spec: JobSpec | None = None,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     should_cancel: ShouldCancel | None = None,
     on_step: OnStep | None = None,
 ) -> UpscaleResult:
@@ -72,6 +75,8 @@ def upscale_image(
     spec:
         Required for ``creative``: prompt, negative prompt, seed, steps, guidance, sampler, and
         ``strength`` (default :data:`CREATIVE_STRENGTH`).
+    loras:
+        For ``creative``: the LoRAs the image was drawn with (see :func:`~.render.render_grid`).
     should_cancel:
         For ``creative``: checked after every denoising step (raises :class:`JobCancelled`).
     on_step:
@@ -88,7 +93,7 @@ def upscale_image(
     if mode == "creative":
         if spec is None:
             raise ValueError("a creative upscale needs the job spec (its prompt and seed)")
-        return _creative(cache, preset, spec, lanczos(image, size), should_cancel, on_step)
+        return _creative(cache, preset, spec, lanczos(image, size), loras, should_cancel, on_step)
 
     model = cache.upscaler(preset)
     if model is None:
@@ -122,6 +127,7 @@ def _creative(
     preset: ModelPreset,
     spec: JobSpec,
     enlarged: Image.Image,
+    loras: Sequence[tuple[LoraPreset, float]],
     should_cancel: ShouldCancel | None,
     on_step: OnStep | None = None,
 ) -> UpscaleResult:
@@ -132,6 +138,7 @@ def _creative(
     if not 0 < strength <= 1:
         raise ValueError(f"strength must be in (0, 1], got {strength}")
     pipe = cache.image_to_image(preset)
+    spec = prepare_loras(pipe, preset, spec, loras)
     pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
     conditioning = encode_conditioning(pipe, preset.family, spec, [spec.seed])
     callback = StepCallback(should_cancel=should_cancel, on_step=on_step)
