@@ -62,12 +62,12 @@ def test_loras_and_drafts_are_read_with_their_defaults() -> None:
 def test_memory_settings_are_read_and_default_to_none() -> None:
     catalog = parse_catalog(models(dev={"offload": "model", "quantize": "fp8"},
                                    plain={"source": "./plain.safetensors", "config": "./plain-config",
-                                          "quantize": "int8", "offload": "sequential"},
+                                          "offload": "sequential"},
                                    schnell={"quantize": "gguf", "gguf": "./schnell-Q4.gguf"}), Path("/m"))
     assert catalog.get("xl").memory.offload == "none" and catalog.get("xl").memory.quantize == "none"
     assert (catalog.get("dev").memory.offload, catalog.get("dev").memory.quantize) == ("model", "fp8")
     plain = catalog.get("plain").memory
-    assert (plain.config, plain.quantize, plain.offload) == ("/m/plain-config", "int8", "sequential")
+    assert (plain.config, plain.quantize, plain.offload) == ("/m/plain-config", "none", "sequential")
     assert catalog.get("schnell").memory.gguf == "/m/schnell-Q4.gguf"
 
 
@@ -80,6 +80,8 @@ def test_memory_settings_are_read_and_default_to_none() -> None:
         ({"plain": {"gguf": "a.gguf"}}, "model 'plain': `gguf` is set but quantize is 'none'"),
         ({"plain": {"config": "./cfg"}}, "model 'plain': `config` is for single-file checkpoints"),
         ({"plain": {"quantize": "nf4", "offload": "sequential"}}, "cannot be offloaded layer by layer"),
+        ({"plain": {"source": "a.safetensors", "quantize": "int8"}},
+         "model 'plain': quantize = 'int8' needs a diffusers folder or Hub id as `source`"),
         ({"plain": {"loras": {"name": "a"}}}, "model 'plain': `loras` must be an array of tables"),
         ({"plain": {"loras": [{"name": "a b", "source": "x"}]}}, "model 'plain': LoRA name 'a b' must be"),
         ({"plain": {"loras": [{"name": "a"}]}}, "model 'plain', LoRA 'a' has no `source`"),
