@@ -188,11 +188,9 @@ def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, de
 
     # The tiny byte-level CLIP tokenizer of inference.tiny: the text encoders read 77 token ids whatever
     # the vocabulary, so tokenizing is not what is measured.
-    from inference.tiny import _tokenizer, _write_tokenizer_files
+    from inference.tiny.tokenizers import clip_tokenizer
 
-    tokenizer_files = folder.parent / f"{folder.name}-tokenizer-files"
-    _write_tokenizer_files(tokenizer_files)
-    tokenizer = _tokenizer(tokenizer_files)
+    tokenizer = clip_tokenizer()
     token_ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
     torch.manual_seed(seed)
     parts = build_components(family, config, device=device, token_ids=token_ids)
@@ -214,7 +212,6 @@ def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, de
             requires_safety_checker=False,
         )
     pipe.save_pretrained(folder)
-    shutil.rmtree(tokenizer_files)
     return folder
 
 
@@ -455,7 +452,7 @@ def _write_model(family: str, folder: Path, *, tiny: bool, device: torch.device,
     if tiny:
         from inference.tiny import write_tiny_model
 
-        write_tiny_model(folder, sdxl=family == "sdxl")
+        write_tiny_model(folder, families=[family])
         return folder / ("tiny-sdxl" if family == "sdxl" else "tiny-sd")
     return write_random_pipeline(family, folder / "pipeline", config=FULL_SIZE[family], device=device, dtype=dtype)
 

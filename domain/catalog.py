@@ -6,7 +6,7 @@ The file is TOML, read once at start-up::
 
     [models.sd15]
     source = "stable-diffusion-v1-5/stable-diffusion-v1-5"   # Hub id, local folder, or .safetensors file
-    family = "sd15"                                           # sd15 | sdxl
+    family = "sd15"                                           # sd15 | sdxl | sd3 | flux | flux2 | zimage | qwenimage
     aliases = ["5"]                                           # names accepted by --model / --v
     width = 512                                               # native side; --ar keeps width*height near width**2
     height = 512
@@ -42,7 +42,9 @@ from domain.tomlfile import read_toml
 __all__ = ["FAMILIES", "SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
 
 #: Model families and their native pixel budget (one side of the square).
-FAMILIES: dict[str, int] = {"sd15": 512, "sdxl": 1024}
+FAMILIES: dict[str, int] = {
+    "sd15": 512, "sdxl": 1024, "sd3": 1024, "flux": 1024, "flux2": 1024, "zimage": 1024, "qwenimage": 1328,
+}
 #: Sampler names accepted in the models file and by ``--sampler``.
 SCHEDULERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc")
 #: Upscalers a model can give U1–U4: "subtle" (Real-ESRGAN-family weights via spandrel; Lanczos when none are

@@ -89,7 +89,7 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     from inference.tiny import write_tiny_model
 
     models_file = write_tiny_model(Path(args.dir))
-    print(f"wrote a tiny model; use it with MODELS_FILE={models_file}")
+    print(f"wrote tiny models of every family; use them with MODELS_FILE={models_file}")
     return 0
 
 
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
-    tiny = sub.add_parser("tiny-model", help="write a tiny random-weight model for offline tests")
+    tiny = sub.add_parser("tiny-model", help="write tiny random-weight models of every family for offline tests")
     tiny.add_argument("dir")
     tiny.set_defaults(func=cmd_tiny_model)
     generate = sub.add_parser("generate", help="render one grid locally")
