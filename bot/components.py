@@ -70,14 +70,19 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def grid_view(job_id: int) -> discord.ui.View:
-    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout)."""
+def grid_view(job_id: int, *, draft: bool = False) -> discord.ui.View:
+    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout); a ``--draft`` grid has
+    Enhance 1–4 on a third row (each redraws its image at full quality)."""
     view = discord.ui.View(timeout=None)
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE, tile), label=f"U{tile}", row=0))
     view.add_item(JobButton(ButtonRef(job_id, Action.REROLL), emoji="🔄", row=0))
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.VARY, tile), label=f"V{tile}", row=1))
+    if draft:
+        for tile in range(1, 5):
+            view.add_item(JobButton(ButtonRef(job_id, Action.ENHANCE, tile), label=f"Enhance {tile}", emoji="✨",
+                                    style=discord.ButtonStyle.primary, row=2))
     return view
 
 

@@ -70,6 +70,9 @@ def _detail(session: Session, job: Job) -> str:
     """What a button's job made ("Image #2", "Variations (Strong) by"): see :func:`bot.render.job_detail`."""
     kind = JobKind(job.kind)
     image_number = None
+    if kind is JobKind.IMAGINE and job.parent_image_id is not None:  # Enhance on a draft's tile
+        source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
+        image_number = source.index + 1 if source is not None else None
     if kind is JobKind.UPSCALE and job.parent_image_id is not None:
         source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
         source_job = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
@@ -332,7 +335,10 @@ class Delivery:
         if view.state is JobState.SUCCEEDED and job.result_key:
             files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
-            components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
+            if view.kind is JobKind.UPSCALE:
+                components = upscale_view(job.id)
+            else:
+                components = grid_view(job.id, draft=bool(job.spec.get("draft")))
         message_id = await self._show(job, content, files, components)
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         self._forget(job.id)

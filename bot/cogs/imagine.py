@@ -49,6 +49,7 @@ class Imagine(commands.Cog):
         seed="Seed for reproducible images (0 to 4294967295)",
         negative="What to keep out of the images",
         model="Which model draws the images",
+        lora="LoRAs of that model, with an optional weight: ink or ink:0.8,film",
     )
     @app_commands.choices(aspect=ASPECTS)
     async def imagine(
@@ -59,10 +60,11 @@ class Imagine(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         negative: app_commands.Range[str, 1, 1000] | None = None,
         model: str | None = None,
+        lora: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         services = self.bot.services
         catalog = services.catalog
-        options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model)
+        options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model, lora=lora)
         try:
             # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
             account = await load_account(services, interaction)
@@ -126,6 +128,26 @@ class Imagine(commands.Cog):
             app_commands.Choice(name=(f"{p.name} — {p.description}" if p.description else p.name)[:100], value=p.name)
             for p in presets
         ]
+
+    @imagine.autocomplete("lora")
+    async def lora_autocomplete(
+        self, interaction: discord.Interaction[ImagineBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The LoRAs of the model chosen so far (else the default), after what is already typed: ``ink:0.8,f``
+        offers ``ink:0.8,film``."""
+        preset = self.bot.services.catalog.find(getattr(interaction.namespace, "model", None))
+        if preset is None:
+            return []
+        done, _, typing = current.rpartition(",")
+        prefix = f"{done}," if done else ""
+        needle = typing.strip().lower()
+        return [
+            app_commands.Choice(
+                name=(f"{lora.name} — {lora.description}" if lora.description else lora.name)[:100],
+                value=(prefix + lora.name)[:100],
+            )
+            for lora in preset.loras if lora.name.lower().startswith(needle) or needle in lora.description.lower()
+        ][:25]
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -91,8 +91,32 @@ def _models_toml(families: list[str]) -> str:
         }
         if table.get("preview"):
             table["preview"] = f"./{table['preview']}"
+        if family == "sd15":
+            table["draft"] = DRAFT_MODEL["name"]
         lines.append(f"\n[models.{name}]\n")
         lines += [f"{key} = {_toml(value)}\n" for key, value in table.items()]
+    if "sd15" in families:
+        lines.append(_draft_model_toml())
+    return "".join(lines)
+
+
+#: The few-step variant ``--draft`` on ``tiny`` runs on: the same weights, fewer steps, no scheduler warm-up.
+DRAFT_MODEL: dict[str, Any] = {
+    "name": "tiny-draft",
+    "width": 128,
+    "height": 128,
+    "steps": 2,
+    "guidance": 1.0,
+    "scheduler": "euler",
+    "description": "Tiny SD 1.5 in 2 steps: what --draft on tiny runs on",
+}
+
+
+def _draft_model_toml() -> str:
+    table = {"source": f"./{sd15.FOLDER}", "family": "sd15",
+             **{key: value for key, value in DRAFT_MODEL.items() if key != "name"}, "preview": f"./{TAESD}",
+             "upscaler": f"./{ESRGAN}"}
+    lines = [f"\n[models.{DRAFT_MODEL['name']}]\n", *(f"{key} = {_toml(value)}\n" for key, value in table.items())]
     return "".join(lines)
 
 
