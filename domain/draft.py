@@ -1,6 +1,6 @@
 """Draft mode (Midjourney V7's ``--draft``): a quick, cheap grid on a few-step variant of the model.
 
-The operator names the variant per model with a ``draft`` key, in one of two forms::
+The operator names the variant per model with a ``draft`` key, in one of three forms::
 
     [models.flux-dev]
     draft = "flux-schnell"      # another model of the same family: its pipeline, steps, guidance, sampler
@@ -12,8 +12,11 @@ The operator names the variant per model with a ``draft`` key, in one of two for
     guidance = 0.0
     scheduler = "euler"
 
-Either form may set ``steps``, ``guidance`` and ``scheduler``; unset, they come from the draft model (first
-form) or from this model (second form). A draft job keeps the model it was asked for in its spec
+    [models.zimage-turbo.draft] # or the model itself in fewer steps (an already distilled model)
+    steps = 4
+
+Every form may set ``steps``, ``guidance`` and ``scheduler``; unset, they come from the draft model (first
+form) or from this model (the others). A draft job keeps the model it was asked for in its spec
 (``spec.model``, ``spec.draft``) with the draft's steps, guidance and sampler, so its estimate follows the
 cost model for fewer steps, its canonical prompt reads back as the same job, and Enhance
 (:func:`domain.actions.child_spec`) re-runs it at full quality with the same seed.
@@ -59,8 +62,12 @@ def parse_draft(model: str, value: Any, schedulers: tuple[str, ...]) -> DraftPre
     unknown = set(value) - _KEYS
     if unknown:
         raise CatalogError(f"model {model!r}: draft has unknown key(s) {', '.join(sorted(unknown))}")
-    if bool(value.get("model")) == bool(value.get("lora")):
-        raise CatalogError(f"model {model!r}: draft needs exactly one of `model` (another model) or `lora`")
+    if value.get("model") and value.get("lora"):
+        raise CatalogError(f"model {model!r}: draft takes `model` (another model) or `lora`, not both")
+    if not value.get("model") and not value.get("lora") and "steps" not in value:
+        raise CatalogError(
+            f"model {model!r}: draft needs `model` (another model), `lora` (a few-step LoRA) or fewer `steps`"
+        )
     scheduler = value.get("scheduler")
     if scheduler is not None and scheduler not in schedulers:
         raise CatalogError(
@@ -99,8 +106,13 @@ def check_draft(preset: ModelPreset, models: dict[str, ModelPreset]) -> None:
                 f"{where} model {other.name!r} is a {other.family} model, not {preset.family}; "
                 "a draft must be of the same family"
             )
-    elif draft.lora not in {lora.name for lora in preset.loras}:
-        raise CatalogError(f"{where} LoRA {draft.lora!r} is not one of this model's [[models.{preset.name}.loras]]")
+    elif draft.lora:
+        if draft.lora not in {lora.name for lora in preset.loras}:
+            raise CatalogError(
+                f"{where} LoRA {draft.lora!r} is not one of this model's [[models.{preset.name}.loras]]"
+            )
+    elif draft.steps is not None and draft.steps >= preset.steps:
+        raise CatalogError(f"{where} steps {draft.steps} must be fewer than the model's {preset.steps}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +162,7 @@ def job_models(spec: JobSpec, catalog: Catalog) -> JobModels:
             raise PromptError(f"The model `{preset.name}` has no draft mode any more; run it without `--draft`.")
         if draft.model:
             target = catalog.models[draft.model]
-        else:
+        elif draft.lora:
             lora = by_name[draft.lora]
             loras.append((lora, draft.weight if draft.weight is not None else lora.weight))
     return JobModels(target, tuple(loras))

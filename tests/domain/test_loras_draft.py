@@ -93,7 +93,9 @@ def test_memory_settings_are_read_and_default_to_none() -> None:
         ({"plain": {"draft": "xl"}}, "draft model 'xl' is a sdxl model, not sd15"),
         ({"plain": {"draft": "plain"}}, "draft model is the model itself"),
         ({"plain": {"draft": {"lora": "ink"}}}, "draft LoRA 'ink' is not one of this model's"),
-        ({"plain": {"draft": {"steps": 4}}}, "draft needs exactly one of `model` (another model) or `lora`"),
+        ({"plain": {"draft": {"guidance": 4}}}, "draft needs `model` (another model), `lora` (a few-step LoRA) or"),
+        ({"plain": {"draft": {"steps": 30}}}, "model 'plain': draft steps 30 must be fewer than the model's 30"),
+        ({"xl": {"draft": {"model": "dev", "lora": "ink"}}}, "draft takes `model` (another model) or `lora`, not"),
         ({"dev": {"draft": {"model": "schnell", "scheduler": "magic"}}}, "draft scheduler 'magic' is not one"),
         ({"dev": {"draft": {"model": "schnell", "steps": 0}}}, "draft steps must be at least 1"),
     ],
@@ -172,6 +174,13 @@ def test_draft_runs_fewer_steps_at_a_lower_estimate() -> None:
     # The other form: another model's steps, guidance and sampler; --q still scales the steps.
     dev = parse("a fox --model dev --draft --q 2")
     assert (dev.model, dev.steps, dev.guidance_scale, dev.sampler) == ("dev", 8, 0.0, "euler")
+
+
+def test_a_draft_of_the_model_itself_in_fewer_steps() -> None:
+    catalog = parse_catalog(models(plain={"draft": {"steps": 6}}), Path("."))
+    spec = parse("a fox --model plain --draft", catalog=catalog)
+    assert (spec.steps, spec.guidance_scale, spec.sampler) == (6, 7.0, "dpmpp_2m_karras")
+    assert job_models(spec, catalog).preset.name == "plain" and job_models(spec, catalog).loras == ()
 
 
 def test_draft_on_a_model_without_one_is_refused_naming_those_that_have_one() -> None:
