@@ -13,7 +13,8 @@
       tiny-taesd/               TAESD preview decoder (AutoencoderTiny, 4 latent channels: SD 1.5 / SDXL)
       tiny-taesd-16/            the same with 16 latent channels (SD 3, FLUX.1, Z-Image)
       tiny-esrgan-x4.pth        Real-ESRGAN architecture (RRDBNet), x4, as spandrel loads it
-      loras/tiny-sd-lora.safetensors   a LoRA for tiny-sd, diffusers format
+      tiny-sd-lora.safetensors  a LoRA for tiny-sd (diffusers' LoRA format), TINY_SD_LORA
+      tiny-flux-lora.safetensors  one for tiny-flux, TINY_FLUX_LORA
       models.toml               the models file, "tiny" (SD 1.5) the default
 
 Each family has one module here with a ``build(seed) -> pipeline`` function, its folder name ``FOLDER``
@@ -23,6 +24,7 @@ decoder runs for real (``from_pretrained(path)``, ``ModelLoader().load_from_file
 writes the same weights.
 """
 
+from inference.tiny.lora import LORA_FILES, TINY_FLUX_LORA, TINY_SD_LORA
 from inference.tiny.writer import FAMILY_MODULES, write_tiny_model
 
-__all__ = ["FAMILY_MODULES", "write_tiny_model"]
+__all__ = ["FAMILY_MODULES", "LORA_FILES", "TINY_FLUX_LORA", "TINY_SD_LORA", "write_tiny_model"]

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from inference.tiny import flux, flux2, sd3, sd15, sdxl, zimage
+from inference.tiny.lora import LORA_FILES, write_lora
 from inference.tiny.parts import ESRGAN, TAESD, TAESD_16, esrgan, no_progress_bars, seeded, taesd
 
 __all__ = ["FAMILY_MODULES", "write_tiny_model"]
@@ -44,7 +45,7 @@ def write_tiny_model(
     families:
         The families to write (names of :data:`FAMILY_MODULES`); all of them by default. The preview
         decoders and the upscaler are always written; the models file's default is ``tiny`` when SD 1.5 is
-        written, else the first model written.
+        written, else the first model written. SD 1.5 and FLUX.1 come with a LoRA (:data:`LORA_FILES`).
     """
     chosen = list(FAMILY_MODULES) if families is None else list(families)
     unknown = [name for name in chosen if name not in FAMILY_MODULES]
@@ -60,7 +61,10 @@ def write_tiny_model(
     with no_progress_bars():
         for name in chosen:
             module = FAMILY_MODULES[name]
-            module.build(seed + _seed_offset(name)).save_pretrained(dir / module.FOLDER)
+            pipe = module.build(seed + _seed_offset(name))
+            pipe.save_pretrained(dir / module.FOLDER)
+            if name in LORA_FILES:
+                write_lora(pipe, dir, LORA_FILES[name], seed=seed + 200 + _seed_offset(name))
     with seeded(seed + 100):
         taesd().save_pretrained(dir / TAESD)
     with seeded(seed + 101):

@@ -46,7 +46,7 @@ def test_families_and_sdxl_choose_what_is_written(tmp_path: Path) -> None:
     catalog = load_catalog(models)
     assert catalog.names == ["tiny-flux"] and catalog.default == "tiny-flux"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("tiny-")) == [
-        "tiny-esrgan-x4.pth", "tiny-flux", "tiny-taesd", "tiny-taesd-16",
+        "tiny-esrgan-x4.pth", "tiny-flux", "tiny-flux-lora.safetensors", "tiny-taesd", "tiny-taesd-16",
     ]
     with pytest.raises(ValueError, match="unknown tiny model families"):
         write_tiny_model(tmp_path, families=["sd2"])
