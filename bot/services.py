@@ -38,7 +38,9 @@ class BotServices:
             plans=load_plans(settings.plans_path),
             db=AsyncDatabase(database_url),
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
-            celery=create_celery(settings, broker_url),
+            celery=create_celery(
+                broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix
+            ),
             store=open_store(settings.image_store_url),
             database_url=database_url,
         )

@@ -8,7 +8,7 @@ numbers shown by ``imagine parse`` are the numbers that are rendered:
 * ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
 * ``--c`` (chaos) spreads the guidance of the four images apart (:func:`image_guidance_scale`) and tells
   the worker to perturb the text conditioning of images 2 to 4;
-* ``--style raw`` turns off the house negative prompt (:func:`effective_negative_prompt`).
+* ``--style raw`` turns off the house negative prompt (``domain.capabilities.negative_prompt_for``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
+from domain.capabilities import HOUSE_NEGATIVE
 from domain.catalog import SCHEDULERS
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = [
     "WEIGHT_LIMIT",
     "Arity",
     "Param",
-    "effective_negative_prompt",
     "format_number",
     "guidance_for_stylize",
     "image_guidance_scale",
@@ -72,8 +72,6 @@ CFG_RANGE = (0.0, 30.0)
 WEIGHT_LIMIT = 100.0
 #: Chaos moves image ``i``'s guidance by ``chaos/100 * CHAOS_SPREAD[i]`` of itself.
 CHAOS_SPREAD = (0.0, -0.5, 0.5, 0.25)
-#: Added to the negative prompt unless ``--style raw``: the bot's house style is "clean".
-HOUSE_NEGATIVE = "lowres, blurry, jpeg artifacts, watermark, signature"
 
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -262,10 +260,3 @@ def image_guidance_scale(spec: JobSpec, index: int) -> float:
     """
     spread = CHAOS_SPREAD[index % len(CHAOS_SPREAD)]
     return round(spec.guidance_scale * (1.0 + spec.chaos / 100 * spread), 2)
-
-
-def effective_negative_prompt(spec: JobSpec) -> str:
-    """The negative prompt a worker conditions on: the user's, plus the house style unless ``--style raw``."""
-    if spec.raw:
-        return spec.negative_prompt
-    return ", ".join(part for part in (spec.negative_prompt, HOUSE_NEGATIVE) if part)

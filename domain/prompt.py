@@ -10,7 +10,8 @@ Reading a prompt, in order:
    is prompt text. Midjourney parameters this bot lacks are dropped with a note.
 4. Merge the slash-command options; an option that disagrees with an inline parameter is an error.
 5. Image URLs at the start are set aside; ``a::2 b::-0.5`` becomes weighted parts.
-6. Resolve against the model: size, steps, guidance, sampler; give every job a concrete seed.
+6. Resolve against the model: size, steps, guidance, sampler; fit the job to what the model's family can
+   do (``domain.capabilities.fit``: dropped with a note, or refused); give every job a concrete seed.
 
 :func:`canonical_prompt` prints a spec back as a prompt that :func:`parse_prompt` reads as the same spec.
 Every error is a :class:`~domain.errors.PromptError` whose message says what to change.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.aspect import parse_aspect, size_for_aspect
+from domain.capabilities import fit
 from domain.catalog import Catalog, ModelPreset
 from domain.draft import draft_defaults
 from domain.errors import PromptError
@@ -586,6 +588,8 @@ def _resolve(
         loras=choose_loras(preset.name, preset.loras, lora_picks, notes),
         draft=draft,
     )
+    spec, dropped_by_model = fit(spec, preset.capabilities, model=preset.name)
+    notes.extend(dropped_by_model)
     return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
 
 

@@ -9,12 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagine.checks import StartupError, check_database, check_redis
 from imagine.settings import Settings
 
-__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_worker"]
+if TYPE_CHECKING:
+    from domain.catalog import Catalog
+
+__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_worker", "servable_queues"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,12 @@ def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> i
 
 
 def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues: str | None = None) -> int:
-    """A Celery worker: prefork, ``WORKER_CONCURRENCY`` processes (one per GPU), the queues of its models."""
+    """A Celery worker: prefork, ``WORKER_CONCURRENCY`` processes (one per GPU), the queues of its models.
+
+    Every model of those queues is checked first (:func:`inference.pipelines.check_model`: its family and
+    its files, without loading weights or touching CUDA); one that cannot load is reported in one line and
+    its queues are not served.
+    """
     from domain.catalog import load_catalog
     from inference import worker
     from inference.celery_app import all_queues, create_celery
@@ -67,15 +75,15 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     check_database(database_url)
     check_redis(broker_url)
     catalog = load_catalog(settings.models_path)
-    worker.configure(settings, catalog, database_url)
-    app = create_celery(settings, broker_url)
+    wanted = servable_queues(catalog, (queues or settings.worker_queues or ",".join(all_queues(catalog))).split(","))
+    worker.configure(catalog, database_url, settings.image_store_url)
+    app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     register_tasks(app)
-    wanted = queues or settings.worker_queues or ",".join(all_queues(catalog))
     argv = [
         "worker",
         "--pool=prefork",
         f"--concurrency={settings.worker_concurrency}",
-        f"--queues={wanted}",
+        f"--queues={','.join(wanted)}",
         f"--loglevel={settings.log_level}",
         "--without-gossip",
         "--without-mingle",
@@ -83,6 +91,29 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     ]
     app.worker_main(argv)
     return 0
+
+
+def servable_queues(catalog: Catalog, queues: list[str]) -> list[str]:
+    """``queues`` less those of models that cannot load (each reported in one line). Queues that name no
+    model (``<model>.<lane>``) are kept as they are. Raises :class:`StartupError` when none is left."""
+    from inference.pipelines import check_model  # torch and diffusers, but no CUDA: safe in the parent
+
+    problems: dict[str, str | None] = {}
+    kept: list[str] = []
+    for queue in (q.strip() for q in queues):
+        if not queue:
+            continue
+        preset = catalog.find(queue.rsplit(".", 1)[0]) if "." in queue else None
+        if preset is not None and preset.name not in problems:
+            problems[preset.name] = check_model(preset)
+            if problems[preset.name]:
+                log.error("model %s cannot be loaded: %s; its queues are not served", preset.name,
+                          problems[preset.name])
+        if preset is None or not problems[preset.name]:
+            kept.append(queue)
+    if not kept:
+        raise StartupError("no model of this worker's queues can be loaded (see the lines above)")
+    return kept
 
 
 def run_all(settings: Settings) -> int:

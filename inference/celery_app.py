@@ -9,7 +9,6 @@ from celery import Celery
 
 from domain.catalog import Catalog
 from domain.spec import LANE_ORDER, queue_name
-from imagine.settings import Settings
 
 __all__ = ["RUN_JOB", "all_queues", "create_celery"]
 
@@ -22,9 +21,11 @@ def all_queues(catalog: Catalog) -> list[str]:
     return [queue_name(model, lane) for lane in LANE_ORDER for model in catalog.names]
 
 
-def create_celery(settings: Settings, broker_url: str) -> Celery:
+def create_celery(broker_url: str, *, job_timeout_s: int, broker_key_prefix: str = "") -> Celery:
+    """The Celery app on ``broker_url``: jobs are killed after ``job_timeout_s``; every Redis key starts
+    with ``broker_key_prefix`` (when given)."""
     app = Celery("imagine", broker=broker_url, set_as_current=False)
-    hard_limit = settings.job_timeout_s
+    hard_limit = job_timeout_s
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -39,7 +40,7 @@ def create_celery(settings: Settings, broker_url: str) -> Celery:
             "visibility_timeout": 3 * hard_limit,
             # Serve queues in the order the worker lists them: turbo, fast, relax.
             "queue_order_strategy": "priority",
-            **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
+            **({"global_keyprefix": broker_key_prefix} if broker_key_prefix else {}),
         },
         broker_connection_retry_on_startup=True,
         worker_proc_alive_timeout=120,

@@ -26,8 +26,8 @@ from inference.storage import ImageNotFoundError
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from inference.context import WorkerContext
     from inference.pipelines import RenderResult
-    from inference.worker import WorkerContext
 
 __all__ = ["HEARTBEAT_EVERY_S", "run_job"]
 
@@ -135,11 +135,6 @@ class _Progress:
 
     def should_cancel(self) -> bool:
         return self.heartbeat.cancelled.is_set()
-
-
-def owner_name() -> str:
-    """How this process names itself as a job's owner: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def owner_is_dead(owner: str) -> bool:

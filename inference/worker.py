@@ -1,53 +1,30 @@
-"""What a worker process holds: settings, database sessions, the image store and the loaded pipelines.
+"""The worker process's context (:class:`~inference.context.WorkerContext`), built once per process.
 
-``imagine worker`` calls :func:`configure` in the parent process; each prefork child then builds its own
-engine and loads its models lazily on first use (never touch CUDA or a DB pool in the parent).
+``imagine worker`` calls :func:`configure` in the parent process with plain values; each prefork child then
+builds its own engine and loads its models lazily on first use (never touch CUDA or a DB pool in the parent).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import make_engine, make_sessionmaker
 from domain.catalog import Catalog
-from imagine.settings import Settings
-from inference.runner import owner_name
-from inference.storage import ImageStore, open_store
+from inference.context import WorkerContext, owner_name
+from inference.storage import open_store
 
-__all__ = ["WorkerContext", "configure", "context"]
-
-
-@dataclass
-class WorkerContext:
-    settings: Settings
-    catalog: Catalog
-    database_url: str
-    sessions: sessionmaker[Session]
-    store: ImageStore
-    owner: str
-    pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
-
-    def pipeline_cache(self) -> Any:
-        if self.pipelines is None:
-            from inference.pipelines import PipelineCache
-
-            self.pipelines = PipelineCache()
-        return self.pipelines
+__all__ = ["configure", "context"]
 
 
-_config: tuple[Settings, Catalog, str] | None = None
+_config: tuple[Catalog, str, str] | None = None
 _context: WorkerContext | None = None
 _context_pid: int | None = None
 
 
-def configure(settings: Settings, catalog: Catalog, database_url: str) -> None:
+def configure(catalog: Catalog, database_url: str, store_url: str) -> None:
     """Remember what each worker process needs; cheap, safe before fork."""
     global _config, _context
-    _config = (settings, catalog, database_url)
+    _config = (catalog, database_url, store_url)
     _context = None
 
 
@@ -57,13 +34,12 @@ def context() -> WorkerContext:
     if _config is None:
         raise RuntimeError("inference.worker.configure() was not called")
     if _context is None or _context_pid != os.getpid():
-        settings, catalog, database_url = _config
+        catalog, database_url, store_url = _config
         _context = WorkerContext(
-            settings=settings,
             catalog=catalog,
             database_url=database_url,
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
-            store=open_store(settings.image_store_url),
+            store=open_store(store_url),
             owner=owner_name(),
         )
         _context_pid = os.getpid()

@@ -8,7 +8,7 @@ Importing this package imports torch and diffusers (the worker does; the bot mus
 """
 
 from inference.errors import JobCancelled
-from inference.pipelines.cache import PipelineCache, default_device, default_dtype, load_pipeline
+from inference.pipelines.cache import PipelineCache, check_model, default_device, default_dtype, load_pipeline
 from inference.pipelines.render import (
     OnStep,
     RenderResult,
@@ -16,6 +16,7 @@ from inference.pipelines.render import (
     WantPreview,
     check_spec,
     render_grid,
+    render_inpaint,
     render_variations,
 )
 from inference.pipelines.upscale import UpscaleResult, upscale_image
@@ -28,11 +29,13 @@ __all__ = [
     "ShouldCancel",
     "UpscaleResult",
     "WantPreview",
+    "check_model",
     "check_spec",
     "default_device",
     "default_dtype",
     "load_pipeline",
     "render_grid",
+    "render_inpaint",
     "render_variations",
     "upscale_image",
 ]

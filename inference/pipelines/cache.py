@@ -12,25 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderTiny,
-    StableDiffusionImg2ImgPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLImg2ImgPipeline,
-    StableDiffusionXLPipeline,
-)
+from diffusers import AutoencoderTiny
 
 from domain.catalog import ModelPreset
 from domain.memory import SINGLE_FILE_SUFFIXES
-from inference.pipelines.lora import load_loras
+from inference.families import Family, family_of
+from inference.pipelines.lora import load_loras, lora_problem
 from inference.pipelines.memory import place, pretrained_options, single_file_options
 
-__all__ = ["PipelineCache", "default_device", "default_dtype", "load_pipeline"]
+__all__ = ["PipelineCache", "check_model", "default_device", "default_dtype", "load_pipeline"]
 
 log = logging.getLogger(__name__)
 
-_TEXT_TO_IMAGE = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
-_IMAGE_TO_IMAGE = {"sd15": StableDiffusionImg2ImgPipeline, "sdxl": StableDiffusionXLImg2ImgPipeline}
 
 
 def default_device() -> torch.device:
@@ -48,7 +41,7 @@ def _is_local(source: str) -> bool:
 
 
 def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dtype) -> Any:
-    """Load the text-to-image pipeline of ``preset`` onto ``device``.
+    """Load the text-to-image pipeline of ``preset``'s family (:mod:`inference.families`) onto ``device``.
 
     ``preset.source`` is a Hub id, a local folder in the diffusers layout (loaded with
     ``local_files_only``, so it never reaches the network), or a single ``.safetensors``/``.ckpt``
@@ -58,9 +51,9 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
     memory mode or LoRA that cannot work here.
     """
     try:
-        cls = _TEXT_TO_IMAGE[preset.family]
-    except KeyError:
-        raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no pipeline") from None
+        cls = family_of(preset.family).text_to_image
+    except ValueError as exc:
+        raise ValueError(f"model {preset.name!r}: {exc}") from None
     source = preset.source
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):
         pipe = cls.from_single_file(source, dtype=dtype, **single_file_options(preset.memory))
@@ -72,6 +65,56 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
     pipe = place(pipe, preset, device)  # .to(device), or offloaded as the models file says
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+#: Files that hold a component's weights in the diffusers layout.
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
+
+
+def check_model(preset: ModelPreset) -> str | None:
+    """Why ``preset`` cannot be loaded, in a few words, or ``None`` when it looks loadable.
+
+    Checks the family (it has a module) and the files: a single-file checkpoint exists; a diffusers folder
+    (or Hub id) has a ``model_index.json`` for a pipeline of the family, and every component of a local
+    folder is there with its weights; each LoRA's file fits the model (:func:`.lora.lora_problem`). Reads
+    configs and headers only, so it is quick and safe in the worker's parent (no weights in memory, no
+    CUDA); a corrupt weights file is still found only when it is loaded.
+    """
+    problem = _model_problem(preset)
+    if problem is None:
+        problem = next((found for lora in preset.loras if (found := lora_problem(preset, lora))), None)
+    return problem
+
+
+def _model_problem(preset: ModelPreset) -> str | None:
+    try:
+        family = family_of(preset.family)
+    except ValueError as exc:
+        return str(exc)
+    source = preset.source
+    if source.lower().endswith(SINGLE_FILE_SUFFIXES):
+        return None if Path(source).is_file() else f"there is no checkpoint file at {source}"
+    local = _is_local(source)
+    try:
+        index = family.text_to_image.load_config(source, local_files_only=local)
+    except Exception as exc:  # diffusers raises OSError, EnvironmentError, HTTP errors...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no pipeline at {source} ({first})"
+    classes = {cls.__name__ for cls in (family.text_to_image, family.image_to_image, family.inpaint) if cls}
+    found = index.get("_class_name")
+    if found not in classes:
+        return f"{source} holds a {found} pipeline, not one of family {family.name!r} ({family.text_to_image.__name__})"
+    if not local:
+        return None
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
+            continue
+        folder = Path(source) / name
+        if not folder.is_dir():
+            return f"its {name} folder is missing from {source}"
+        if (folder / "config.json").is_file() and not any(any(folder.glob(p)) for p in _WEIGHT_FILES):
+            return f"its {name} weights are missing from {folder}"
+    return None
 
 
 class PipelineCache:
@@ -93,7 +136,7 @@ class PipelineCache:
         self._requested_dtype = dtype
         self._device: torch.device | None = None
         self._text_to_image: dict[tuple[str, str], Any] = {}
-        self._image_to_image: dict[tuple[str, str], Any] = {}
+        self._siblings: dict[tuple[str, str, str], Any] = {}
         self._scheduler_configs: dict[tuple[str, str], Any] = {}
         self._preview_decoders: dict[str, Any] = {}
         self._upscalers: dict[str, Any] = {}
@@ -120,15 +163,32 @@ class PipelineCache:
             self._scheduler_configs[key] = pipe.scheduler.config
         return self._text_to_image[key]
 
+    def family(self, preset: ModelPreset) -> Family:
+        """How ``preset``'s family runs (its pipelines, encoders, call arguments)."""
+        return family_of(preset.family)
+
     def image_to_image(self, preset: ModelPreset) -> Any:
-        """The img2img sibling of :meth:`text_to_image`: the same modules, no extra memory."""
-        key = (preset.family, preset.source)
-        if key not in self._image_to_image:
+        """The img2img sibling of :meth:`text_to_image`: the same modules, no extra memory.
+
+        Raises :class:`ValueError` for a family without one (the prompt parser and the buttons refuse such
+        jobs before they are made).
+        """
+        return self._sibling(preset, "image-to-image", self.family(preset).image_to_image)
+
+    def inpaint(self, preset: ModelPreset) -> Any:
+        """The inpainting sibling of :meth:`text_to_image` (same modules); :class:`ValueError` without one."""
+        return self._sibling(preset, "inpainting", self.family(preset).inpaint)
+
+    def _sibling(self, preset: ModelPreset, what: str, cls: type[Any] | None) -> Any:
+        if cls is None:
+            raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no {what} pipeline")
+        key = (what, preset.family, preset.source)
+        if key not in self._siblings:
             # from_pipe casts every (shared) module to its `dtype` argument, float32 unless given.
-            pipe = _IMAGE_TO_IMAGE[preset.family].from_pipe(self.text_to_image(preset), dtype=self.dtype)
+            pipe = cls.from_pipe(self.text_to_image(preset), dtype=self.dtype)
             pipe.set_progress_bar_config(disable=True)  # from_pipe does not carry it over
-            self._image_to_image[key] = pipe
-        return self._image_to_image[key]
+            self._siblings[key] = pipe
+        return self._siblings[key]
 
     def scheduler_config(self, preset: ModelPreset) -> Any:
         """The scheduler config ``preset``'s model was saved with (its noise schedule)."""

@@ -212,12 +212,13 @@ def test_a_lora_the_file_no_longer_lists_fails_the_job_with_a_reason() -> None:
 
 
 def test_enhance_redraws_the_tile_at_full_quality_with_its_seed() -> None:
-    draft = parse("a fox --draft --lora ink --s 250 --ar 3:2")
+    draft = parse("a fox --draft --lora ink --q 2 --ar 3:2")
     tile = SourceImage(key="jobs/5/2.png", seed=draft.seed + 2, width=draft.width, height=draft.height)
     kind, spec = child_spec(draft, JobKind.IMAGINE, Action.ENHANCE, source=tile, new_seed=1,
                             preset=CATALOG.get("xl"))
     assert kind is JobKind.IMAGINE
-    assert spec == parse(f"a fox --lora ink --s 250 --ar 3:2 --seed {draft.seed + 2}").replace(notes=())
+    assert spec == parse(f"a fox --lora ink --q 2 --ar 3:2 --seed {draft.seed + 2}").replace(notes=())
+    assert (draft.steps, spec.steps) == (8, 60)
 
 
 def test_enhance_on_a_full_quality_grid_is_refused() -> None:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from domain.errors import PromptError, UnknownModelError
-from domain.params import HOUSE_NEGATIVE, effective_negative_prompt, image_guidance_scale
+from domain.params import image_guidance_scale
 from domain.prompt import (
     MAX_INPUT_CHARS,
     MAX_PROMPT_CHARS,
@@ -162,13 +162,10 @@ def test_negatives_merge() -> None:
     assert spec("x --no b", PromptOptions(negative="a")).negative_prompt == "a, b"
 
 
-def test_chaos_and_raw_helpers() -> None:
+def test_chaos_helper() -> None:
     chaotic = spec("x --c 100")
     assert [image_guidance_scale(chaotic, i) for i in range(4)] == [7.0, 3.5, 10.5, 8.75]
     assert [image_guidance_scale(spec("x"), i) for i in range(4)] == [7.0] * 4
-    assert effective_negative_prompt(spec("x --no dogs")) == f"dogs, {HOUSE_NEGATIVE}"
-    assert effective_negative_prompt(spec("x --no dogs --style raw")) == "dogs"
-    assert effective_negative_prompt(spec("x")) == HOUSE_NEGATIVE
 
 
 # What real prompts look like.

@@ -13,8 +13,8 @@ from domain.draft import job_models
 from domain.prompt import parse_prompt
 from domain.spec import JobSpec
 from inference.errors import ModelLoadError
-from inference.pipelines import PipelineCache, RenderResult, load_pipeline, render_grid
-from inference.pipelines.lora import loaded_adapters
+from inference.pipelines import PipelineCache, RenderResult, check_model, load_pipeline, render_grid
+from inference.pipelines.lora import loaded_adapters, lora_problem
 from tests.support.lora_files import write_unet_lora
 
 
@@ -113,3 +113,21 @@ def test_a_missing_lora_file_is_named(lora_catalog: Catalog) -> None:
     with pytest.raises(ModelLoadError, match=r"model 'm', LoRA 'gone': the file '/nowhere/gone.safetensors' does"):
         load_pipeline(parse_catalog(data, Path(".")).get("m"), device=PipelineCache(device="cpu").device,
                       dtype=PipelineCache(device="cpu").dtype)
+
+
+def test_the_start_up_check_names_a_lora_of_another_family_from_its_header(
+    lora_catalog: Catalog, catalog: Catalog
+) -> None:
+    assert check_model(lora_catalog.get("tiny")) is None
+    assert check_model(lora_catalog.get("tiny-wrong")) == (
+        "LoRA 'xl-style' is made for another family: its cross-attention takes 64 wide text embeddings, "
+        "this sd15 model's 32"
+    )
+    flux_lora = catalog.get("tiny-flux").loras[0]  # a transformer LoRA on a UNet model
+    on_sd = lora_catalog.get("tiny")
+    assert lora_problem(on_sd, flux_lora) == (
+        "LoRA 'tiny-flux-lora' is made for a transformer model (FLUX, SD 3, ...), not this sd15 model"
+    )
+    assert lora_problem(catalog.get("tiny-flux"), on_sd.loras[0]) == (
+        "LoRA 'ink' is made for a UNet model (SD 1.5 / SDXL), not this flux model"
+    )
