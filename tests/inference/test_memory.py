@@ -17,7 +17,7 @@ import torch
 from domain.catalog import Catalog, ModelPreset, parse_catalog
 from domain.spec import JobSpec
 from inference.errors import ModelLoadError
-from inference.pipelines import PipelineCache, RenderResult, render_grid
+from inference.pipelines import PipelineCache, RenderResult, render_grid, render_variations
 from inference.pipelines.memory import quantization_config
 from tests.support.lora_files import write_gguf_denoiser
 
@@ -63,6 +63,10 @@ def test_model_offload_runs_through_accelerate_hooks_and_draws_the_same(
     pipe = cache.text_to_image(variants.get("offload-model"))
     assert hasattr(pipe.unet, "_hf_hook")  # accelerate moves it to the device while it runs
     assert difference(result, plain) <= 1
+    # Variations share the offloaded modules (from_pipe) and run through the same hooks.
+    varied = render_variations(cache, variants.get("offload-model"), spec, result.images[0], 0.75)
+    reference = render_variations(PipelineCache(device="cpu"), variants.get("plain"), spec, plain.images[0], 0.75)
+    assert difference(varied, reference) <= 1
 
 
 def test_sequential_offload_leaves_every_weight_off_the_device_until_its_layer_runs(variants: Catalog) -> None:
