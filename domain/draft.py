@@ -162,7 +162,7 @@ def job_models(spec: JobSpec, catalog: Catalog) -> JobModels:
             raise PromptError(f"The model `{preset.name}` has no draft mode any more; run it without `--draft`.")
         if draft.model:
             target = catalog.models[draft.model]
-        elif draft.lora:
+        elif draft.lora and draft.lora not in dict(spec.loras):  # picked with --lora too: that weight wins
             lora = by_name[draft.lora]
             loras.append((lora, draft.weight if draft.weight is not None else lora.weight))
     return JobModels(target, tuple(loras))

@@ -197,6 +197,8 @@ def test_a_worker_runs_a_draft_on_the_draft_model_or_with_the_draft_lora() -> No
     lora_draft = job_models(parse("a fox --lora ink:0.5 --draft"), CATALOG)
     assert lora_draft.preset.name == "xl"
     assert [(lora.name, w) for lora, w in lora_draft.loras] == [("ink", 0.5), ("lightning", 1.0)]
+    both = job_models(parse("a fox --lora lightning:0.5 --draft"), CATALOG)
+    assert [(lora.name, w) for lora, w in both.loras] == [("lightning", 0.5)]  # once, at the member's weight
     model_draft = job_models(parse("a fox --model dev --draft"), CATALOG)
     assert model_draft.preset.name == "schnell" and model_draft.loras == ()
 
