@@ -6,8 +6,8 @@ numbers shown by ``imagine parse`` are the numbers that are rendered:
 
 * ``--s`` (stylize) lowers classifier-free guidance as it rises (:func:`guidance_for_stylize`);
 * ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
-* ``--c`` (chaos) spreads the guidance of the four images apart (:func:`image_guidance_scale`) and tells
-  the worker to perturb the text conditioning of images 2 to 4;
+* ``--c`` (chaos) tells the worker to spread the four images' text conditioning apart
+  (``inference.pipelines.conditioning``);
 * ``--style raw`` turns off the house negative prompt (``domain.capabilities.negative_prompt_for``).
 """
 
@@ -19,18 +19,14 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from domain.capabilities import HOUSE_NEGATIVE
 from domain.catalog import SCHEDULERS
 
-if TYPE_CHECKING:
-    from domain.spec import JobSpec
-
 __all__ = [
     "CFG_RANGE",
     "CHAOS_RANGE",
-    "CHAOS_SPREAD",
     "HOUSE_NEGATIVE",
     "PARAMS",
     "QUALITY_VALUES",
@@ -44,7 +40,6 @@ __all__ = [
     "Param",
     "format_number",
     "guidance_for_stylize",
-    "image_guidance_scale",
     "lookup",
     "read_decimal",
     "read_int",
@@ -70,8 +65,6 @@ STEPS_RANGE = (1, 150)
 CFG_RANGE = (0.0, 30.0)
 #: Multi-prompt weights (``a::2``) lie in ``[-WEIGHT_LIMIT, WEIGHT_LIMIT]``.
 WEIGHT_LIMIT = 100.0
-#: Chaos moves image ``i``'s guidance by ``chaos/100 * CHAOS_SPREAD[i]`` of itself.
-CHAOS_SPREAD = (0.0, -0.5, 0.5, 0.25)
 
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -249,14 +242,3 @@ def guidance_for_stylize(base_guidance: float, stylize: int | None) -> float:
     else:
         factor = 1.0 - 0.5 * (stylize - STYLIZE_DEFAULT) / (STYLIZE_RANGE[1] - STYLIZE_DEFAULT)
     return round(base_guidance * factor, 2)
-
-
-def image_guidance_scale(spec: JobSpec, index: int) -> float:
-    """Guidance for image ``index`` (0-3) of a grid: ``--c`` moves images 2-4 away from the job's guidance.
-
-    With ``--c 100`` and guidance 7 the four images use 7, 3.5, 10.5 and 8.75. Workers also add Gaussian
-    noise of standard deviation ``0.1 * chaos / 100`` (relative to the embedding's own) to the text
-    conditioning of images 2-4, seeded with their image seed.
-    """
-    spread = CHAOS_SPREAD[index % len(CHAOS_SPREAD)]
-    return round(spec.guidance_scale * (1.0 + spec.chaos / 100 * spread), 2)

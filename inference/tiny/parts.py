@@ -24,6 +24,7 @@ __all__ = [
     "qwen3_encoder",
     "sd_scheduler",
     "seeded",
+    "sharpen_posterior",
     "t5_encoder",
     "taesd",
 ]
@@ -126,9 +127,8 @@ def autoencoder_kl(
     """An ``AutoencoderKL`` with four blocks, so latents are 1/8 of the image side as in the real models.
 
     ``shift_factor`` and ``quant_convs=False`` are the SD 3 / FLUX.1 variant of the same autoencoder.
-    Its posterior is made sharp, as a trained VAE's is: random weights would give the encoded latents a
-    spread as large as their values, so that image-to-image and inpainting depended on the generator's
-    draw of the *source's* latents more than on anything asked.
+    Its posterior is made sharp (:func:`sharpen_posterior`): otherwise image-to-image and inpainting would
+    depend on the generator's draw of the *source's* latents more than on anything asked.
     """
     from diffusers import AutoencoderKL
 
@@ -147,11 +147,16 @@ def autoencoder_kl(
         use_quant_conv=quant_convs,
         use_post_quant_conv=quant_convs,
     )
-    moments = vae.quant_conv if quant_convs else vae.encoder.conv_out  # outputs: means, then log-variances
+    sharpen_posterior(vae.quant_conv if quant_convs else vae.encoder.conv_out, latent_channels)
+    return vae
+
+
+def sharpen_posterior(moments: Any, latent_channels: int) -> None:
+    """Make the encoder's last convolution ``moments`` (outputs: means, then log-variances) give every latent a
+    near-zero variance, as a trained VAE's is; random weights would give them a spread as large as their values."""
     with torch.no_grad():
         moments.weight[latent_channels:] = 0.0
         moments.bias[latent_channels:] = -30.0  # the lowest log-variance diffusers keeps: std e^-15
-    return vae
 
 
 def sd_scheduler() -> Any:

@@ -17,8 +17,11 @@ __all__ = ["CLIP_MAX_LENGTH", "byte_symbols", "clip_tokenizer", "qwen_tokenizer"
 CLIP_MAX_LENGTH = 77
 #: A few BPE merges so that tokens longer than one symbol exist.
 MERGES = ("t h", "th e</w>", "o x</w>", "a n", "an d</w>", "c a", "ca t</w>")
-#: The Qwen chat template's control tokens (Qwen2/2.5/3 share them).
-QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+#: The Qwen chat template's control tokens (Qwen2/2.5/3 share them), then Qwen2.5-VL's image tokens.
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+    "<|video_pad|>",
+)
 #: The ChatML template Qwen tokenizers carry; the LLM-encoder pipelines call ``apply_chat_template``.
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

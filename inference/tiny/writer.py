@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from inference.tiny import flux, flux2, sd3, sd15, sdxl, zimage
+from inference.tiny import flux, flux2, qwenimage, sd3, sd15, sdxl, zimage
 from inference.tiny.lora import LORA_FILES, write_lora
 from inference.tiny.parts import ESRGAN, TAESD, TAESD_16, esrgan, no_progress_bars, seeded, taesd
 
@@ -24,6 +24,7 @@ FAMILY_MODULES: dict[str, ModuleType] = {
     "flux": flux,
     "zimage": zimage,
     "flux2": flux2,
+    "qwenimage": qwenimage,
 }
 
 _HEADER = "# Tiny random-weight models written by inference.tiny.write_tiny_model (for tests and smoke runs).\n"

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from domain.errors import PromptError, UnknownModelError
-from domain.params import image_guidance_scale
 from domain.prompt import (
     MAX_INPUT_CHARS,
     MAX_PROMPT_CHARS,
@@ -160,12 +159,6 @@ def test_model_defaults_follow_the_model() -> None:
 def test_negatives_merge() -> None:
     assert spec("x --no a --no b.").negative_prompt == "a, b"
     assert spec("x --no b", PromptOptions(negative="a")).negative_prompt == "a, b"
-
-
-def test_chaos_helper() -> None:
-    chaotic = spec("x --c 100")
-    assert [image_guidance_scale(chaotic, i) for i in range(4)] == [7.0, 3.5, 10.5, 8.75]
-    assert [image_guidance_scale(spec("x"), i) for i in range(4)] == [7.0] * 4
 
 
 # What real prompts look like.

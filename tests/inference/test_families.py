@@ -15,7 +15,7 @@ from inference.pipelines import PipelineCache, RenderResult, render_grid, render
 #: The tiny model of each family (``inference.tiny``).
 MODELS = {
     "sd15": "tiny", "sdxl": "tiny-xl", "sd3": "tiny-sd3", "flux": "tiny-flux", "flux2": "tiny-flux2",
-    "zimage": "tiny-zimage",
+    "zimage": "tiny-zimage", "qwenimage": "tiny-qwenimage",
 }
 #: The DiT families (flow matching): chaos must reach their conditioning too.
 DITS = [family for family in MODELS if family not in ("sd15", "sdxl")]
@@ -43,7 +43,7 @@ def job(preset: ModelPreset, **changes: object) -> JobSpec:
 
 
 def test_every_family_has_a_tiny_model() -> None:
-    assert set(MODELS) | {"qwenimage"} == set(FAMILIES)
+    assert set(MODELS) == set(FAMILIES)
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +95,15 @@ def test_no_on_flux_runs_true_cfg(cache: PipelineCache, catalog: Catalog, grids:
     assert not same(render_grid(cache, sd, job(sd, raw=True)), grids["sd15"])
 
 
-def test_guidance_reaches_a_cfg_dit(cache: PipelineCache, catalog: Catalog, grids: dict[str, RenderResult]) -> None:
-    preset = model(catalog, "sd3")
-    assert not same(render_grid(cache, preset, job(preset, guidance_scale=preset.guidance + 3)), grids["sd3"])
-    assert not same(render_grid(cache, preset, job(preset, negative_prompt="snow")), grids["sd3"])
+@pytest.mark.parametrize("family", ["sd3", "qwenimage"])
+def test_guidance_and_no_reach_a_cfg_dit(
+    cache: PipelineCache, catalog: Catalog, grids: dict[str, RenderResult], family: str
+) -> None:
+    preset = model(catalog, family)  # SD 3's CFG, Qwen-Image's true CFG
+    assert not same(render_grid(cache, preset, job(preset, guidance_scale=preset.guidance + 3)), grids[family])
+    assert not same(render_grid(cache, preset, job(preset, negative_prompt="snow")), grids[family])
+    assert same(render_grid(cache, preset, job(preset, guidance_scale=1.0)),
+                render_grid(cache, preset, job(preset, guidance_scale=1.0, negative_prompt="snow")))
 
 
 @pytest.mark.parametrize("family", list(MODELS))
