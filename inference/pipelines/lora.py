@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,9 @@ def load_lora(pipe: Any, lora: LoraPreset, preset: ModelPreset) -> None:
     log.info("%s: loaded LoRA %s from %s", preset.name, lora.name, lora.source)
 
 
-def load_loras(pipe: Any, preset: ModelPreset, loras: Iterable[LoraPreset] | None = None) -> None:
-    """Load ``loras`` (default: every LoRA the models file lists for ``preset``) into ``pipe``, turned off."""
-    for lora in preset.loras if loras is None else loras:
+def load_loras(pipe: Any, preset: ModelPreset) -> None:
+    """Load every LoRA the models file lists for ``preset`` into ``pipe``, turned off."""
+    for lora in preset.loras:
         load_lora(pipe, lora, preset)
     if loaded_adapters(pipe):
         pipe.disable_lora()
