@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.catalog import FAMILIES, Catalog, load_catalog
+from domain.capabilities import CAPABILITIES
+from domain.catalog import Catalog, load_catalog
 from inference.tiny import FAMILY_MODULES, write_tiny_model
 
 
@@ -21,7 +22,7 @@ def test_models_file_names_tiny_as_default(catalog: Catalog, tiny_models_file: P
 
 
 def test_every_family_has_a_model_with_its_own_folder(catalog: Catalog) -> None:
-    assert set(FAMILY_MODULES) <= set(FAMILIES)
+    assert set(FAMILY_MODULES) <= set(CAPABILITIES)
     by_family = {preset.family: preset for preset in catalog.models.values()}
     assert set(by_family) == set(FAMILY_MODULES)
     for family, preset in by_family.items():
