@@ -67,7 +67,13 @@ def quantization_config(preset: ModelPreset, *, device: torch.device, dtype: tor
                 f"runs on {device.type}; use quantize = \"int8\" or \"fp8\" here"
             )
         from diffusers import BitsAndBytesConfig
+        from diffusers.utils import is_bitsandbytes_available
 
+        if not is_bitsandbytes_available():
+            raise ModelLoadError(
+                f"model {preset.name!r}: quantize = \"nf4\" needs bitsandbytes; "
+                "install it with `pip install --no-deps bitsandbytes`"
+            )
         config: Any = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
         )

@@ -50,3 +50,14 @@ async def test_bad_loras_and_drafts_are_refused_ephemerally_with_no_job(
     assert ack.type == 4 and ack.data["flags"] & EPHEMERAL
     assert message in ack.data["content"]
     assert await bot.services.db.run(_count_jobs) == jobs
+
+
+async def test_the_lora_option_autocompletes_the_chosen_models_loras(fake: FakeDiscord, bot: ImagineBot) -> None:
+    async def values(**options: str) -> list[str]:
+        choices = await fake.autocomplete("imagine", {"prompt": "a cat", **options}, focused="lora")
+        return [choice["value"] for choice in choices]
+
+    assert await values(lora="ti") == ["tiny-lora"]  # the default model's
+    assert await values(model="tiny-flux", lora="") == ["tiny-flux-lora"]
+    assert await values(lora="tiny-lora:0.5,t") == ["tiny-lora:0.5,tiny-lora"]  # after what is typed
+    assert await values(model="tiny-xl", lora="") == []

@@ -109,6 +109,7 @@ def test_nf4_on_a_cpu_worker_is_one_clear_line(variants: Catalog, spec: JobSpec)
 
 
 def test_nf4_on_a_gpu_asks_bitsandbytes_for_4_bit_nf4_weights_of_the_denoiser(variants: Catalog) -> None:
+    pytest.importorskip("bitsandbytes", reason="the nf4 extra (bitsandbytes) is not installed")
     preset: ModelPreset = variants.get("nf4")
     config = quantization_config(preset, device=torch.device("cuda"), dtype=torch.bfloat16)
     assert config is not None and list(config.quant_mapping) == ["unet"]
