@@ -109,7 +109,9 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 60.0) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 180.0) -> WorkerProcess:
+    """Start `imagine worker` and wait until it is ready; the parent imports torch and diffusers (and the
+    quantization packages diffusers finds) to check its models first: tens of seconds on a loaded machine."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
         env=settings_env(settings),
