@@ -75,9 +75,10 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View:
+def grid_view(job_id: int, *, upscaled: Collection[int] = (), draft: bool = False) -> discord.ui.View:
     """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout). The U button of a tile
-    already upscaled is blurple (primary), as Midjourney marks a used one; it still works."""
+    already upscaled is blurple (primary), as Midjourney marks a used one; it still works. A ``--draft`` grid
+    has Enhance 1–4 on a third row (each redraws its image at full quality)."""
     view = discord.ui.View(timeout=None)
     for tile in range(1, 5):
         style = discord.ButtonStyle.primary if tile in upscaled else discord.ButtonStyle.secondary
@@ -85,6 +86,10 @@ def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View
     view.add_item(JobButton(ButtonRef(job_id, Action.REROLL), emoji="🔄", row=0))
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.VARY, tile), label=f"V{tile}", row=1))
+    if draft:
+        for tile in range(1, 5):
+            view.add_item(JobButton(ButtonRef(job_id, Action.ENHANCE, tile), label=f"Enhance {tile}", emoji="✨",
+                                    style=discord.ButtonStyle.primary, row=2))
     return view
 
 

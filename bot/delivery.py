@@ -109,6 +109,9 @@ def _detail(session: Session, job: Job) -> tuple[str, int | None]:
     and the grid tile an upscale came from."""
     kind = JobKind(job.kind)
     image_number = None
+    if kind is JobKind.IMAGINE and job.parent_image_id is not None:  # Enhance on a draft's tile
+        source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
+        image_number = source.index + 1 if source is not None else None
     if kind is JobKind.UPSCALE and job.parent_image_id is not None:
         source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
         source_job = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
@@ -420,7 +423,7 @@ class Delivery:
                 images = loaded.images
                 components = upscale_view(job.id, square=not images or images[0].width == images[0].height)
             else:
-                components = grid_view(job.id, upscaled=loaded.upscaled)
+                components = grid_view(job.id, upscaled=loaded.upscaled, draft=bool(job.spec.get("draft")))
         return content, files, components
 
     async def _deliver_final(self, loaded: _Loaded) -> None:

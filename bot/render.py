@@ -78,8 +78,8 @@ def canvas_label(kind: JobKind, *, zoom: float | None = None, pan: str | None = 
 def job_detail(kind: JobKind, *, image_number: int | None = None, upscale_mode: str | None = None,
                strength: float | None = None, zoom: float | None = None, pan: str | None = None) -> str:
     """What a button's job is, as Midjourney words it: "Image #2" (U2 on a grid), "Upscaled (Creative) by"
-    (an upscale of an upscale), "Variations (Strong) by", "Zoom Out 2x by", "Pan Left by"; empty for
-    /imagine and rerolls.
+    (an upscale of an upscale), "Variations (Strong) by", "Zoom Out 2x by", "Pan Left by", "Enhanced Image #2"
+    (Enhance 2 on a draft grid); empty for /imagine and rerolls.
 
     ``image_number`` is the 1-based tile of a grid the upscale came from (None when its source was itself
     an upscale).
@@ -92,6 +92,8 @@ def job_detail(kind: JobKind, *, image_number: int | None = None, upscale_mode: 
         return f"Upscaled ({(upscale_mode or 'subtle').title()}) by"
     if kind is JobKind.VARY:
         return f"Variations ({'Subtle' if strength is not None and strength < 0.5 else 'Strong'}) by"
+    if kind is JobKind.IMAGINE and image_number is not None:
+        return f"Enhanced Image #{image_number}"
     return ""
 
 

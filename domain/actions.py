@@ -21,6 +21,7 @@ the custom_id back with :meth:`ButtonRef.parse`, finds the parent job and the im
     pan_<side>        an upscaled image       pan          outpainted: the canvas grows by half a side that way
     vary_region       an upscaled image       vary_region  a modal: cells of a 3x3 grid and an optional prompt
     recipe            an upscaled image       (none)       answered at once with the settings of the image
+    enhance  (E1–E4)  a draft grid's tile     imagine/vary the tile's prompt and seed at full quality (no draft)
     cancel            a queued or running job (none)       its owner stops it; the fast time held is refunded
 
 The canvas geometry (sizes, where the source goes, what is refused) is :mod:`domain.canvas`; what a modal
@@ -42,6 +43,7 @@ from domain.aspect import size_for_aspect
 from domain.canvas import Canvas, Pan, pan_canvas, square_canvas, zoom_canvas
 from domain.catalog import UPSCALE_MODES, ModelPreset
 from domain.errors import DomainError
+from domain.params import guidance_for_stylize, steps_for_quality
 from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "check_cancel",
     "check_parent",
     "child_spec",
+    "enhanced",
     "remix",
     "rerolls_source",
     "source_index",
@@ -106,11 +109,12 @@ class Action(StrEnum):
     PAN_UP = "pan_up"
     PAN_DOWN = "pan_down"
     VARY_REGION = "vary_region"
+    ENHANCE = "enhance"
 
     @property
     def takes_tile(self) -> bool:
-        """U1–U4 and V1–V4 name a tile of a grid; the other buttons work on their whole message."""
-        return self in (Action.UPSCALE, Action.VARY)
+        """U1–U4, V1–V4 and Enhance name a tile of a grid; the other buttons work on their whole message."""
+        return self in (Action.UPSCALE, Action.VARY, Action.ENHANCE)
 
     @property
     def on_upscale(self) -> bool:
@@ -305,7 +309,8 @@ def child_spec(
     parent_kind:
         That job's kind (a reroll of a variation grid varies the same source again).
     action:
-        What the button does; :attr:`Action.RECIPE` and :attr:`Action.CANCEL` make no job (:class:`ValueError`).
+        What the button does; :attr:`Action.RECIPE` and :attr:`Action.CANCEL` make no job (:class:`ValueError`);
+        :attr:`Action.ENHANCE` is :func:`enhanced`.
     source:
         The image the action works on (see :func:`source_index`).
     new_seed:
@@ -325,6 +330,8 @@ def child_spec(
     its seed is the source's (its creative pass is seeded with it, and it is that image's seed).
     """
     edit = edit or Edit()
+    if action is Action.ENHANCE:
+        return enhanced(parent, parent_kind, source, preset)
     base, notes = parent.replace(notes=()), tuple[str, ...]()
     if edit.prompt is not None:
         base, notes = remix(base, edit.prompt)
@@ -422,3 +429,28 @@ def _canvas(action: Action, source: SourceImage, preset: ModelPreset, edit: Edit
         return zoom_canvas(source.width, source.height, edit.zoom, aspect=edit.aspect, pixel_budget=budget,
                            multiple=multiple)
     return None
+
+
+NOT_A_DRAFT = "That image is not a draft, so it is already at full quality."
+
+
+def enhanced(
+    parent: JobSpec, parent_kind: JobKind, source: SourceImage, preset: ModelPreset
+) -> tuple[JobKind, JobSpec]:
+    """Enhance on a ``--draft`` grid: the tile's prompt and seed again, at full quality, as a new grid.
+
+    The new grid's first image has the tile's seed (``image_seed(seed, 0)``), so it is that image redrawn.
+    Steps, guidance and sampler are what the model gives at the draft's ``--q`` and ``--s``; a draft
+    variation is varied again from the same source. Raises :class:`ButtonError` on a grid that is no draft.
+    """
+    if not parent.draft:
+        raise ButtonError(NOT_A_DRAFT)
+    spec = parent.replace(
+        draft=False,
+        seed=source.seed,
+        steps=steps_for_quality(preset.steps, parent.quality),
+        guidance_scale=guidance_for_stylize(preset.guidance, parent.stylize),
+        sampler=preset.scheduler,
+        notes=(),
+    )
+    return (JobKind.VARY if parent_kind is JobKind.VARY else JobKind.IMAGINE), spec

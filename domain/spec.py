@@ -102,6 +102,10 @@ class JobSpec:
     tile: bool = False
     #: ``--style raw``: no house negative prompt (``domain.capabilities.negative_prompt_for``).
     raw: bool = False
+    #: ``--lora``: ``(name, weight)`` pairs, names from the model's list in the models file.
+    loras: tuple[tuple[str, float], ...] = ()
+    #: ``--draft``: drawn by the model's draft variant (steps, guidance and sampler are the draft's).
+    draft: bool = False
     images: int = GRID_SIZE
     #: Source image for img2img kinds (vary, creative upscale): a storage key.
     init_image: str | None = None
@@ -126,6 +130,7 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["weighted_prompts"] = [list(p) for p in self.weighted_prompts]
+        data["loras"] = [list(p) for p in self.loras]
         data["notes"] = list(self.notes)
         data["source_box"] = list(self.source_box) if self.source_box is not None else None
         data["region"] = list(self.region)
@@ -136,6 +141,7 @@ class JobSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["weighted_prompts"] = tuple((str(t), float(w)) for t, w in data.get("weighted_prompts", ()))
+        kwargs["loras"] = tuple((str(name), float(weight)) for name, weight in data.get("loras", ()))
         kwargs["notes"] = tuple(data.get("notes", ()))
         if data.get("source_box") is not None:
             kwargs["source_box"] = tuple(int(v) for v in data["source_box"])

@@ -24,6 +24,7 @@ from db import moderation as moderation_db
 from db.models import Job
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
 from domain.canvas import region_boxes
+from domain.draft import job_models
 from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
 from inference.canvas import Prepared, boxes_mask, paste_back, prepare_outpaint, prepare_region
@@ -287,12 +288,13 @@ def _render(
     """
     from inference.pipelines import JobCancelled, render_grid, render_inpaint, render_variations, upscale_image
 
-    preset = ctx.catalog.get(spec.model)
+    models = job_models(spec, ctx.catalog)  # the draft's model under --draft, and the LoRAs to set
+    preset, loras = models.preset, models.loras
     cache = ctx.pipeline_cache()
     try:
         if kind in (JobKind.IMAGINE, JobKind.REROLL):
             result = render_grid(
-                cache, preset, spec,
+                cache, preset, spec, loras=loras,
                 on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
             )
         elif kind is JobKind.VARY:
@@ -301,20 +303,20 @@ def _render(
                 source = source.resize((spec.width, spec.height), PILImage.Resampling.LANCZOS)
             result = render_variations(
                 cache, preset, spec, source, spec.strength if spec.strength is not None else STRONG_STRENGTH,
-                on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+                loras=loras, on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
             )
         elif kind.is_canvas:
             prepared = _canvas_inputs(kind, spec, _source_image(ctx, spec))
             inpainted = render_inpaint(
                 cache, preset, spec, prepared.image, prepared.mask,
-                on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+                loras=loras, on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
             )
             result = dataclasses.replace(inpainted, images=[paste_back(image, prepared) for image in inpainted.images])
         elif kind is JobKind.UPSCALE:
             upscaled = upscale_image(
                 cache, preset, _source_image(ctx, spec), factor=spec.upscale_factor or UPSCALE_FACTOR,
-                mode=spec.upscale_mode or preset.upscale, spec=spec, should_cancel=progress.should_cancel,
-                on_step=progress,
+                mode=spec.upscale_mode or preset.upscale, spec=spec, loras=loras,
+                should_cancel=progress.should_cancel, on_step=progress,
             )
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")

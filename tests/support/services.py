@@ -121,7 +121,9 @@ class WorkerProcess:
 
 
 def start_worker(settings: Settings, *, timeout: float = 180.0, env: dict[str, str] | None = None) -> WorkerProcess:
-    """``env``: more environment variables for the worker process."""
+    """Start `imagine worker` and wait until it is ready; the parent imports torch and diffusers (and the
+    quantization packages diffusers finds) to check its models first: tens of seconds on a loaded machine.
+    ``env``: more environment variables for the worker process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
         env={**settings_env(settings), **(env or {})},
