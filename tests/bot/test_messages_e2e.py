@@ -203,7 +203,7 @@ async def test_show_posts_a_job_again_with_fresh_buttons_to_whoever_may_see_it(
 async def test_the_longest_prompt_with_every_note_stays_within_discord_and_keeps_its_seed(
     fake: FakeDiscord, bot: ImagineBot
 ) -> None:
-    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --draft --video --loop --public "
+    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --video --loop --public "
                "--stealth --beta --remaster --iw 2 --weird 5 --sv 4 --sref https://x.y/a.png --profile abc --style 4a")
     repeats = " ".join(f"--ar {n}:{n + 1}" for n in range(1, 25))
     text = ("\u200b" + "an old lighthouse on a cliff ") * 60
