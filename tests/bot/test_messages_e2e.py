@@ -239,7 +239,7 @@ async def test_prompts_pasted_from_older_midjourney_versions_run_with_notes(
 async def test_imagine_offers_the_documented_options_with_their_ranges(fake: FakeDiscord, bot: ImagineBot) -> None:
     options = {o["name"]: o for o in fake.commands["imagine"]["options"]}
     assert list(options) == ["prompt", "aspect", "seed", "negative", "model", "stylize", "chaos", "quality", "stop",
-                             "tile", "raw", "repeat", "steps", "cfg", "sampler"]
+                             "tile", "raw", "repeat", "steps", "cfg", "sampler", "lora"]
     assert (options["stylize"]["min_value"], options["stylize"]["max_value"]) == (0, 1000)
     assert (options["cfg"]["min_value"], options["cfg"]["max_value"]) == (0, 30)
     assert [c["value"] for c in options["quality"]["choices"]] == [0.25, 0.5, 1, 2]

@@ -20,6 +20,7 @@ from tests.support.factories import new_job, spec
 from tests.support.messages import shows_result
 from tests.support.metrics import healthz, scrape
 from tests.support.services import WorkerProcess
+from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 240.0
 
@@ -59,6 +60,9 @@ async def test_an_imagine_shows_in_the_bots_and_the_workers_metrics(
     fake: FakeDiscord, sharded: ImagineBot, monitoring: str, worker: WorkerProcess
 ) -> None:
     assert worker.metrics_url is not None
+    # The session worker is shared: let jobs of earlier tests finish first, so the counters move for this one alone.
+    await eventually(lambda: sharded.services.db.run(jobs_db.live_counts), lambda rows: not rows,
+                     timeout=GRID_TIMEOUT)
     before, worker_before = await asyncio.gather(
         asyncio.to_thread(scrape, monitoring), asyncio.to_thread(scrape, worker.metrics_url))
     interaction = await fake.slash_command("imagine", {"prompt": "a lighthouse in the fog --seed 9"})
