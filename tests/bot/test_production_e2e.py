@@ -82,7 +82,8 @@ async def test_an_imagine_shows_in_the_bots_and_the_workers_metrics(
     after = await asyncio.to_thread(scrape, monitoring)
     acks = after.value("imagine_interaction_ack_seconds_count", command="imagine")
     assert acks == before.value("imagine_interaction_ack_seconds_count", command="imagine") + 1
-    assert 0 < after.value("imagine_interaction_ack_seconds_sum", command="imagine") - before.value(
+    # Snowflakes count milliseconds, so a quick acknowledgement can measure as 0.
+    assert 0 <= after.value("imagine_interaction_ack_seconds_sum", command="imagine") - before.value(
         "imagine_interaction_ack_seconds_sum", command="imagine") < 3.0
     assert after.value("imagine_deliveries_total", state="succeeded") == before.value(
         "imagine_deliveries_total", state="succeeded") + 1
