@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,6 @@ from db import jobs as jobs_db
 from db.models import Image, Job
 from db.session import libpq_url
 from domain.spec import JobKind, JobState
-from inference.dispatch import reap
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
@@ -143,7 +142,6 @@ class Delivery:
         self._sources = [
             loop.create_task(self._listen(), name="delivery-listen"),
             loop.create_task(self._reconcile_forever(), name="delivery-reconcile"),
-            loop.create_task(self._reap_forever(), name="delivery-reaper"),
         ]
         consumers = [loop.create_task(self._consume(), name=f"delivery-{n}") for n in range(self._workers)]
         self._tasks = [*self._sources, *consumers]
@@ -217,22 +215,6 @@ class Delivery:
                 await self.reconcile()
             except Exception:
                 log.warning("reconcile failed", exc_info=True)
-
-    async def _reap_forever(self) -> None:
-        settings = self.services.settings
-        while True:
-            await asyncio.sleep(settings.reaper_interval_s)
-            try:
-                await asyncio.to_thread(
-                    reap,
-                    self.services.sessions,
-                    self.services.celery,
-                    queued_for=timedelta(seconds=max(60.0, settings.reaper_interval_s * 2)),
-                    heartbeat_for=timedelta(seconds=60),
-                    max_attempts=settings.max_attempts,
-                )
-            except Exception:
-                log.warning("reaper pass failed", exc_info=True)
 
     async def _consume(self) -> None:
         while True:

@@ -90,6 +90,7 @@ class Job(Base):
         UniqueConstraint("user_id", "idem_key", name="uq_jobs_user_idem"),
         Index("ix_jobs_state_queued_at", "state", "queued_at"),
         Index("ix_jobs_undelivered", "delivered_state", "state"),
+        Index("ix_jobs_user_lane_state", "user_id", "lane", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -139,6 +140,16 @@ class Job(Base):
     charged_ms: Mapped[int | None] = mapped_column(BigInteger)
     max_running: Mapped[int | None] = mapped_column(Integer)
     stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The broker: a queued job has a message waiting while ``published_at`` is set, sent into the broker
+    # whose epoch is ``broker_epoch`` (``inference.dispatch``); None: no message (not yet sent, or held
+    # back by its member's running limit until one of their jobs ends).
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    broker_epoch: Mapped[str | None] = mapped_column(String(40))
+    # Delivery retries: a transient Discord error waits until ``delivery_retry_at`` (exponential backoff);
+    # a permanent one is recorded in ``delivery_error`` and the state counted as delivered.
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    delivery_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Image(Base):

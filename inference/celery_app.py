@@ -42,7 +42,8 @@ def create_celery(settings: Settings, broker_url: str) -> Celery:
             **({"global_keyprefix": settings.broker_key_prefix} if settings.broker_key_prefix else {}),
         },
         broker_connection_retry_on_startup=True,
-        worker_proc_alive_timeout=120,
+        # A worker child loads its models before it says it is ready (inference.worker.preload).
+        worker_proc_alive_timeout=settings.model_load_timeout_s,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue="default",

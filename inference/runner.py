@@ -11,15 +11,16 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image as PILImage
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import jobs as jobs_db
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
 from domain.spec import JobKind, JobSpec, JobState
+from inference.dispatch import stale_after
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
@@ -28,12 +29,10 @@ if TYPE_CHECKING:
     from inference.pipelines import RenderResult
     from inference.worker import WorkerContext
 
-__all__ = ["HEARTBEAT_EVERY_S", "run_job"]
+__all__ = ["run_job"]
 
 log = logging.getLogger(__name__)
 
-#: A running job refreshes its heartbeat this often; the reaper waits several times longer.
-HEARTBEAT_EVERY_S = 5.0
 #: Progress is written to the database at most this often.
 PROGRESS_EVERY_S = 1.0
 #: WebP settings of a stored preview: small (a few KB at 512 px) and quick to encode (a few ms).
@@ -58,7 +57,7 @@ class _Heartbeat(threading.Thread):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
-        while not self.stop_event.wait(HEARTBEAT_EVERY_S):
+        while not self.stop_event.wait(self.ctx.settings.heartbeat_s):
             try:
                 with self.ctx.sessions() as session, session.begin():
                     alive = jobs_db.heartbeat(session=session, job_id=self.job_id, owner=self.ctx.owner)
@@ -162,14 +161,24 @@ def owner_is_dead(owner: str) -> bool:
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     """Run a job if we can claim it. Returns the final state, None when someone else has the job, or
     ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again)."""
-    stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
+    stale = stale_after(ctx.settings.heartbeat_s)
+    max_attempts = ctx.settings.max_attempts
     with ctx.sessions() as session, session.begin():
         current = jobs_db.owner_of(session=session, job_id=job_id)
         dead = [current] if current is not None and owner_is_dead(current) else []
-        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after, dead_owners=dead)
+        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale, dead_owners=dead,
+                            max_attempts=max_attempts)
         if job is None:
+            given_up = jobs_db.give_up(session=session, job_id=job_id, stale_after=stale, dead_owners=dead,
+                                       max_attempts=max_attempts)
+            if given_up is not None:
+                jobs_db.notify(session=session, job_id=job_id)
+                last = f"its worker {current} died while running it" if dead else "its worker stopped heartbeating"
+                log.error("job %s given up after %d attempts; last error: %s", job_id, given_up.attempts, last)
+                return JobState.FAILED
             if jobs_db.held_back(session=session, job_id=job_id):
-                log.info("job %s: member at their running limit; published again shortly", job_id)
+                jobs_db.hold(session=session, job_id=job_id)
+                log.info("job %s: held back by its member's running limit until one of their jobs ends", job_id)
                 return JobState.QUEUED
             log.info("job %s: not claimable (done, cancelled, or running elsewhere); skipped", job_id)
             return None
@@ -182,6 +191,9 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     progress = _Progress(ctx, job_id, heartbeat)
     try:
         state, fields = _render(ctx, job_id, kind, spec, progress)
+    except SoftTimeLimitExceeded:
+        log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.settings.job_timeout_s)
+        state, fields = JobState.FAILED, {"error": timeout_error(ctx.settings.job_timeout_s)}
     except Exception as exc:
         log.exception("job %s failed", job_id)
         state, fields = JobState.FAILED, {"error": _user_error(exc)}
@@ -290,11 +302,17 @@ def _store_grid(ctx: WorkerContext, job_id: int, result: RenderResult) -> dict[s
     return {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
 
 
+def timeout_error(limit_s: int) -> str:
+    """What the member reads when their job ran past the worker's time limit."""
+    return (f"This job took longer than the {limit_s} seconds a job may run, so it was stopped. Nothing was "
+            "charged. The same settings would take as long again: try fewer --steps, a smaller --ar or a lower --q.")
+
+
 def _user_error(exc: Exception) -> str:
-    """A short, plain reason for the job's message; details stay in the worker log."""
-    name = type(exc).__name__
-    if "OutOfMemory" in name:
+    """A short, plain reason for the job's message, in words (no exception names); details stay in the
+    worker log."""
+    if "OutOfMemory" in type(exc).__name__:
         return "The GPU ran out of memory for this image. Try a smaller --ar or --q."
     if isinstance(exc, ImageNotFoundError):
         return "The image this job starts from is no longer stored. Run /imagine again."
-    return f"The image could not be made ({name}). Please try again."
+    return "Something went wrong on the GPU worker while making this image. Nothing was charged; please try again."

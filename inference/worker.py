@@ -18,7 +18,7 @@ from imagine.settings import Settings
 from inference.runner import owner_name
 from inference.storage import ImageStore, open_store
 
-__all__ = ["WorkerContext", "configure", "context"]
+__all__ = ["WorkerContext", "configure", "context", "preload", "served_models"]
 
 
 @dataclass
@@ -68,3 +68,27 @@ def context() -> WorkerContext:
         )
         _context_pid = os.getpid()
     return _context
+
+
+def served_models(queues: str) -> list[str]:
+    """The models behind a worker's queues (``<model>.<lane>``), in order, once each."""
+    names: list[str] = []
+    for queue in queues.split(","):
+        name = queue.strip().rpartition(".")[0]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def preload(model_names: list[str]) -> None:
+    """Load these models into this process's pipeline cache, at the child's start: the load is done
+    before the first job, so it never counts against a job's time limit."""
+    import logging
+    import time
+
+    ctx = context()
+    cache = ctx.pipeline_cache()
+    for name in model_names:
+        started = time.monotonic()
+        cache.text_to_image(ctx.catalog.get(name))
+        logging.getLogger(__name__).info("model %s loaded in %.1fs", name, time.monotonic() - started)
