@@ -398,18 +398,21 @@ def hold(*, session: Session, job_id: int) -> None:
 
 
 def next_held(*, session: Session, user_id: int, lane: str) -> Job | None:
-    """The oldest held job of a member in a lane, once one of their jobs there ended (a slot is free).
+    """The held job of a member in a lane to publish now that one of their jobs there ended: their oldest
+    waiting job, when it has no message (one in transit is left alone: it is the next to start anyway).
 
     Under the member's row lock, like the claim that held it, so a job held back just as the slot freed
-    is seen here; the caller publishes it (:func:`mark_published`) after commit.
+    is seen here; and under the job's row lock, so the reaper does not publish it at the same time. The
+    caller publishes it (:func:`mark_published`) before commit.
     """
     _lock_member(session, user_id)
-    return session.execute(
+    oldest = session.execute(
         select(Job).where(
             Job.user_id == user_id, Job.lane == lane, Job.state == JobState.QUEUED.value,
-            Job.published_at.is_(None), Job.cancel_requested.is_(False),
-        ).order_by(Job.id).limit(1)
+            Job.cancel_requested.is_(False),
+        ).order_by(Job.id).limit(1).with_for_update()
     ).scalar_one_or_none()
+    return oldest if oldest is not None and oldest.published_at is None else None
 
 
 def mark_published(*, session: Session, job_ids: Sequence[int], epoch: str | None) -> None:

@@ -24,7 +24,10 @@ def all_queues(catalog: Catalog) -> list[str]:
 
 def create_celery(settings: Settings, broker_url: str) -> Celery:
     app = Celery("imagine", broker=broker_url, set_as_current=False)
-    hard_limit = settings.job_timeout_s
+    # The job's own limit (JOB_TIMEOUT_S) is kept by the runner, which stops the pipeline at the next step
+    # past it. Celery's hard limit is only the backstop for a step that never returns. No soft limit:
+    # billiard's soft-limit timer fired on the wrong task after its processes were replaced (measured).
+    hard_limit = settings.job_timeout_s + max(60, settings.job_timeout_s // 2)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -33,7 +36,6 @@ def create_celery(settings: Settings, broker_url: str) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=hard_limit,
-        task_soft_time_limit=max(hard_limit - 30, int(hard_limit * 0.9)),
         broker_transport_options={
             # A message not acked within this is redelivered; the claim makes redelivery harmless.
             "visibility_timeout": 3 * hard_limit,

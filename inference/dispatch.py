@@ -57,22 +57,24 @@ def broker_epoch(app: Celery) -> str:
 def publish_jobs(sessions: sessionmaker[Session], app: Celery, jobs: Sequence[tuple[int, str]]) -> None:
     """Publish these committed ``(job id, queue)`` and record it on their rows.
 
-    The epoch is read before sending: a broker that loses its data after this shows a new epoch, and
-    the reaper sends these again. A crash between the send and the record also ends in a re-send.
+    The rows are stamped first and the messages sent before that commits: a worker that gets a message
+    at once waits on the row lock, so a hold it records is never overwritten by the stamp. A send that
+    fails rolls the stamps back (the reaper publishes them); a crash before commit ends in a re-send.
+    The epoch is read before sending: a broker that loses its data after this shows a new epoch.
     """
     if not jobs:
         return
     epoch = broker_epoch(app)
-    for job_id, queue in jobs:
-        publish(app, job_id, queue)
     with sessions() as session, session.begin():
         jobs_db.mark_published(session=session, job_ids=[job_id for job_id, _ in jobs], epoch=epoch)
+        for job_id, queue in jobs:
+            publish(app, job_id, queue)
 
 
 def release_next(sessions: sessionmaker[Session], app: Celery, *, user_id: int, lane: str) -> int | None:
     """A job of this member in this lane ended: publish their oldest held job, if any. Returns its id.
 
-    The message is sent while the member's row is locked, then recorded, in one transaction.
+    The message is sent while the job's and the member's rows are locked, and recorded in that transaction.
     """
     epoch = broker_epoch(app)
     with sessions() as session, session.begin():

@@ -67,7 +67,7 @@ def reap(sessions: sessionmaker[Session], app: Celery, *, heartbeat_s: float, ma
             jobs_db.requeue(session=session, job_id=job.id)
     republished: list[int] = []
     with sessions() as session, session.begin():
-        # Sent while the rows are locked, recorded in the same transaction: a crash in between re-sends.
+        # Sent while the rows are locked, recorded in that transaction: a crash before commit re-sends.
         waiting = jobs_db.publishable(session=session, older_than=stale, stale_after=stale)
         for job in waiting:
             publish(app, job.id, job.queue)

@@ -13,7 +13,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image as PILImage
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -78,6 +77,10 @@ class _Progress:
 
     def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat) -> None:
         self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
+        #: The job's time limit (``JOB_TIMEOUT_S``), from the start of its compute: the model is loaded
+        #: before (``inference.worker.preload``), and the pipeline stops at the next step past it.
+        self.deadline = time.monotonic() + ctx.settings.job_timeout_s
+        self.timed_out = False
         self.last = 0.0
         self.preview_key: str | None = None
 
@@ -132,7 +135,9 @@ class _Progress:
         self.preview_key = None
 
     def should_cancel(self) -> bool:
-        return self.heartbeat.cancelled.is_set()
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.timed_out or self.heartbeat.cancelled.is_set()
 
 
 def owner_name() -> str:
@@ -191,9 +196,6 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     progress = _Progress(ctx, job_id, heartbeat)
     try:
         state, fields = _render(ctx, job_id, kind, spec, progress)
-    except SoftTimeLimitExceeded:
-        log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.settings.job_timeout_s)
-        state, fields = JobState.FAILED, {"error": timeout_error(ctx.settings.job_timeout_s)}
     except Exception as exc:
         log.exception("job %s failed", job_id)
         state, fields = JobState.FAILED, {"error": _user_error(exc)}
@@ -267,6 +269,9 @@ def _render(
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")
     except JobCancelled:
+        if progress.timed_out:
+            log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.settings.job_timeout_s)
+            return JobState.FAILED, {"error": timeout_error(ctx.settings.job_timeout_s)}
         return JobState.CANCELLED, {}
 
     if kind is JobKind.UPSCALE:
