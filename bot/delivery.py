@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import psycopg
 from sqlalchemy import update
@@ -53,6 +54,11 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: The name of the preview attached to a running job's message (plus the stored preview's suffix).
 PREVIEW_STEM = "progress"
 _RECONCILE_EVERY_S = 5.0
+#: A delivery that failed for a transient reason is tried again after this, doubled per failure, capped.
+RETRY_FIRST_S = 5.0
+RETRY_CAP_S = 300.0
+#: Unknown channel, unknown message, missing access, missing permissions, cannot send messages here.
+_PERMANENT_CODES = frozenset({10003, 10008, 50001, 50013, 50007})
 _INVALID_WEBHOOK_TOKEN = 50027
 _UNKNOWN_WEBHOOK = 10015
 
@@ -80,6 +86,19 @@ def _detail(session: Session, job: Job) -> str:
 
 def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
+
+
+def delivery_nonce(job_id: int) -> str:
+    """The nonce of the bot-token post of a job's result (at most 25 characters). Sent with
+    ``enforce_nonce``: a post repeated after a crash (Discord has it, our row does not say so yet) gets
+    back the message already made instead of a second one."""
+    return f"imagine-job-{job_id}"
+
+
+def _permanent(exc: discord.HTTPException) -> bool:
+    """Discord will refuse this delivery whatever we do: the channel or message is gone, or the bot may
+    not see or post in it."""
+    return isinstance(exc, discord.NotFound | discord.Forbidden) or exc.code in _PERMANENT_CODES
 
 
 def job_view(job: Job, position: int | None = None, *, detail: str = "") -> JobView:
@@ -309,15 +328,34 @@ class Delivery:
     async def _deliver_final(self, job: Job, images: list[Image], detail: str = "") -> None:
         view = job_view(job, detail=detail)
         content = job_content(view)
-        files: list[discord.File] = []
-        components: discord.ui.View | None = None
-        if view.state is JobState.SUCCEEDED and job.result_key:
-            files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
-            # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
-            components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
-        message_id = await self._show(job, content, files, components)
+        try:
+            files: list[discord.File] = []
+            components: discord.ui.View | None = None
+            if view.state is JobState.SUCCEEDED and job.result_key:
+                files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
+                # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
+                components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
+            message_id = await self._show(job, content, files, components)
+        except discord.HTTPException as exc:
+            if not _permanent(exc):
+                await self._retry_later(job, exc)
+                return
+            log.warning("job %s: Discord refused its %s message for good (%s %s: %s); not retrying",
+                        job.id, job.state, exc.status, exc.code, exc.text)
+            await self.services.db.run(jobs_db.delivery_failed, job_id=job.id, state=job.state,
+                                       error=f"{exc.status} {exc.code}: {exc.text}")
+            self._forget(job.id)
+            return
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:  # Discord or the image store unreachable
+            await self._retry_later(job, exc)
+            return
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         self._forget(job.id)
+
+    async def _retry_later(self, job: Job, exc: Exception) -> None:
+        delay = await self.services.db.run(jobs_db.delivery_retry, job_id=job.id, first_s=RETRY_FIRST_S,
+                                           cap_s=RETRY_CAP_S)
+        log.warning("job %s: delivery failed (%s); trying again in %.0fs", job.id, exc, delay)
 
     def _forget(self, job_id: int) -> None:
         """Drop what progress edits remembered of a job whose final state is shown."""
@@ -352,7 +390,7 @@ class Delivery:
             edited = await channel.get_partial_message(job.message_id).edit(**kwargs)
             return edited.id
         kwargs.pop("attachments")
-        posted = await channel.send(files=files, **kwargs)
+        posted = await channel.send(files=files, nonce=delivery_nonce(job.id), **kwargs)
         await self.services.db.run(_forget_token, job_id=job.id, message_id=posted.id)
         return posted.id
 
