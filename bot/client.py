@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.components import JobButton
 from bot.delivery import Delivery
+from bot.gateway import drop_malformed_events
 from bot.services import BotServices
 
 __all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
@@ -40,6 +41,7 @@ class ImagineBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
         self.services = services
         self.delivery = Delivery(self)
+        drop_malformed_events(self._connection.parsers)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
 
     async def setup_hook(self) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "get_image",
     "give_up",
     "given_up_error",
+    "hand_back",
     "heartbeat",
     "held_back",
     "hold",
@@ -469,6 +470,18 @@ def requeue(*, session: Session, job_id: int) -> None:
         .where(Job.id == job_id, Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
         .values(state=JobState.QUEUED.value, owner=None, published_at=None, broker_epoch=None)
     )
+
+
+def hand_back(*, session: Session, job_id: int, owner: str) -> bool:
+    """A stopping worker gives its running job back: queued again, with no message (the reaper publishes
+    it), and the attempt not counted. False when the job is no longer ours."""
+    return session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING.value)
+        .values(state=JobState.QUEUED.value, owner=None, published_at=None, broker_epoch=None,
+                attempts=Job.attempts - 1, progress_step=0)
+        .returning(Job.id)
+    ).scalar_one_or_none() is not None
 
 
 def stale(*, session: Session, heartbeat_for: timedelta, limit: int = 100) -> list[Job]:

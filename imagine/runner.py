@@ -111,6 +111,13 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
             os._exit(1)
 
     signals.worker_process_init.connect(load_models, weak=False)
+    # SIGTERM (warm shutdown): the running job may finish within WORKER_STOP_GRACE_S, then is handed back.
+    signals.worker_shutting_down.connect(
+        lambda **_: worker.hand_back_after(settings.worker_stop_grace_s), weak=False
+    )
+    # torch and diffusers are imported here, once, so a replacement child starts in seconds (importing
+    # them takes most of a minute on a busy machine); importing does not initialise CUDA, loading does.
+    import inference.pipelines  # noqa: F401
     argv = [
         "worker",
         "--pool=prefork",

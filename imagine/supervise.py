@@ -78,7 +78,8 @@ class Supervisor(threading.Thread):
             self._stopping.set()
             process = self.process
         if process is not None and process.poll() is None:
-            steps = ((signal.SIGTERM, self.grace_s), (signal.SIGQUIT, 10.0), (signal.SIGKILL, None))
+            # The worker hands its job back itself at grace_s (WORKER_STOP_GRACE_S); SIGQUIT only if it hangs.
+            steps = ((signal.SIGTERM, self.grace_s + 15.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, None))
             for sig, wait in steps:
                 if sig is not signal.SIGTERM:
                     log.warning("%s still running; sending %s", self.label, sig.name)

@@ -137,7 +137,12 @@ class _Progress:
     def should_cancel(self) -> bool:
         if time.monotonic() > self.deadline:
             self.timed_out = True
-        return self.timed_out or self.heartbeat.cancelled.is_set()
+        return self.timed_out or self.handed_back or self.heartbeat.cancelled.is_set()
+
+    @property
+    def handed_back(self) -> bool:
+        """The worker is stopping and its grace period is over: give the job back (it runs again elsewhere)."""
+        return self.ctx.stopping is not None and self.ctx.stopping.is_set()
 
 
 def owner_name() -> str:
@@ -202,6 +207,12 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     finally:
         heartbeat.stop_event.set()
 
+    if state is JobState.QUEUED:  # handed back at shutdown: not an attempt; another worker runs it
+        progress.discard()
+        with ctx.sessions() as session, session.begin():
+            handed = jobs_db.hand_back(session=session, job_id=job_id, owner=ctx.owner)
+        log.info("job %s: handed back at shutdown%s", job_id, "" if handed else " (it was no longer ours)")
+        return None
     try:
         finished = _finish(ctx, job_id, state, fields)
     finally:
@@ -269,6 +280,8 @@ def _render(
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")
     except JobCancelled:
+        if progress.handed_back:
+            return JobState.QUEUED, {}
         if progress.timed_out:
             log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.settings.job_timeout_s)
             return JobState.FAILED, {"error": timeout_error(ctx.settings.job_timeout_s)}

@@ -18,7 +18,7 @@ from imagine.settings import Settings
 from inference.runner import owner_name
 from inference.storage import ImageStore, open_store
 
-__all__ = ["WorkerContext", "configure", "context", "preload", "served_models"]
+__all__ = ["WorkerContext", "configure", "context", "hand_back_after", "preload", "served_models"]
 
 
 @dataclass
@@ -30,6 +30,9 @@ class WorkerContext:
     store: ImageStore
     owner: str
     pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
+    #: Set (in the parent, shared with the children) when a stopping worker's grace period is over: the
+    #: running job is handed back (``inference.runner``). None outside a worker process.
+    stopping: Any = field(default=None)
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:
@@ -40,15 +43,30 @@ class WorkerContext:
 
 
 _config: tuple[Settings, Catalog, str] | None = None
+_stopping: Any = None
 _context: WorkerContext | None = None
 _context_pid: int | None = None
 
 
 def configure(settings: Settings, catalog: Catalog, database_url: str) -> None:
     """Remember what each worker process needs; cheap, safe before fork."""
-    global _config, _context
+    global _config, _context, _stopping
+    import multiprocessing
+
     _config = (settings, catalog, database_url)
     _context = None
+    _stopping = multiprocessing.get_context("fork").Event()  # made before fork: the children share it
+
+
+def hand_back_after(grace_s: float) -> None:
+    """Called in the parent when the worker starts to stop: after ``grace_s`` its children hand their
+    running jobs back instead of being killed mid-job."""
+    import threading
+
+    if _stopping is not None:
+        timer = threading.Timer(grace_s, _stopping.set)
+        timer.daemon = True
+        timer.start()
 
 
 def context() -> WorkerContext:
@@ -65,6 +83,7 @@ def context() -> WorkerContext:
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
             store=open_store(settings.image_store_url),
             owner=owner_name(),
+            stopping=_stopping,
         )
         _context_pid = os.getpid()
     return _context

@@ -44,7 +44,7 @@ from tests.support.services import drop_database, make_settings, make_test_datab
 HEARTBEAT_S = 0.5
 REAPER_S = 0.5
 MAX_ATTEMPTS = 2
-JOB_TIMEOUT_S = 10  # the smallest allowed: the soft limit stops a job at 9 s
+JOB_TIMEOUT_S = 20  # short, but above what a small job takes on a busy 2-core machine
 
 BOOK = parse_plans({
     "default": "one",
@@ -82,6 +82,14 @@ class Rig:
     supervisor: Supervisor
     log: Log
     reaper: Reaper
+
+    def restart_worker(self) -> None:
+        """A new supervised worker (the previous one was stopped), ready when this returns."""
+        mark = self.log.mark()
+        old = self.supervisor
+        self.supervisor = Supervisor("worker", old.argv, env=old.env, grace_s=old.grace_s, output=old.output)
+        self.supervisor.start()
+        _wait_ready(self.log, mark)
 
     def submit(self, count: int = 1, *, plan: str = "wide", user: int | None = None, publish_now: bool = True,
                **spec_changes: object) -> list[int]:
@@ -277,7 +285,7 @@ def test_a_backlog_keeps_one_message_per_job_and_a_limited_member_starts_in_subm
 
 
 def test_a_killed_worker_is_restarted_and_its_job_completes_once(rig: Rig) -> None:
-    job_id = rig.submit(steps=120)[0]
+    job_id = rig.submit(steps=40)[0]
     rig.wait([job_id], lambda jobs: jobs[0].state == JobState.RUNNING and jobs[0].progress_step > 0)
     starts = rig.supervisor.starts
     mark = rig.log.mark()
@@ -310,6 +318,27 @@ def test_a_job_past_its_time_limit_fails_refunded_with_a_plain_reason(rig: Rig) 
     rig.report("timeout", [job_id], expect_state=JobState.FAILED)
 
 
+# Graceful shutdown ----------------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_the_job_run_its_grace_then_hands_it_back_with_no_error_logged(rig: Rig) -> None:
+    job_id = rig.submit(steps=3000)[0]  # longer than the grace period (WORKER_STOP_GRACE_S = 5)
+    rig.wait([job_id], lambda jobs: jobs[0].state == JobState.RUNNING and jobs[0].progress_step > 0)
+    mark = rig.log.mark()
+    process = rig.supervisor.process
+    rig.supervisor.stop()  # SIGTERM: Celery's warm shutdown
+
+    assert process is not None and process.returncode == 0
+    job = rig.jobs([job_id])[0]
+    assert job.state == JobState.QUEUED and job.attempts == 0 and job.owner is None
+    stopped = rig.log.since(mark)
+    assert f"job {job_id}: handed back at shutdown" in stopped
+    assert "ERROR" not in stopped and "Traceback" not in stopped, stopped
+    with rig.sessions() as session, session.begin():  # not to keep the next test's worker busy
+        jobs_db.request_cancel(session=session, job_id=job_id)
+    rig.restart_worker()
+
+
 # 3. Redis flushed with 20 jobs queued --------------------------------------------------------------------
 
 
@@ -323,10 +352,7 @@ def test_jobs_queued_when_redis_is_flushed_all_complete(rig: Rig) -> None:
     client.flushall()  # ... and are lost
     client.close()
     mark = rig.log.mark()
-    rig.supervisor = Supervisor("worker", rig.supervisor.argv, env=rig.supervisor.env, grace_s=5,
-                                output=rig.supervisor.output)
-    rig.supervisor.start()
-    _wait_ready(rig.log, mark)
+    rig.restart_worker()
     rig.wait_done(ids)
     deliveries = len(RECEIVED.findall(rig.log.since(mark)))
     print(f"\n[redis flushed] 20 jobs re-published once each: {deliveries} task deliveries")
