@@ -296,12 +296,14 @@ def test_a_killed_worker_is_restarted_and_its_job_completes_once(rig: Rig) -> No
     for process in family:  # the parent and its children, at once
         process.kill()
 
+    rig.wait([job_id], lambda jobs: jobs[0].state == JobState.QUEUED or jobs[0].attempts == 2)
+    requeued_s = time.monotonic() - killed_at
     _wait_ready(rig.log, mark)
     job = rig.wait([job_id], lambda jobs: jobs[0].attempts == 2)[0]
     recovered_s = time.monotonic() - killed_at
     job = rig.wait_done([job_id])[0]
-    print(f"\n[kill the whole worker] restarted; job taken again {recovered_s:.1f}s after the kill "
-          f"(reaper {REAPER_S}s + {3 * HEARTBEAT_S}s of missed heartbeats + the worker's start)")
+    print(f"\n[kill the whole worker] job queued again {requeued_s:.1f}s after the kill (reaper {REAPER_S}s + "
+          f"{3 * HEARTBEAT_S}s of missed heartbeats); running again after {recovered_s:.1f}s (the worker's restart)")
     assert rig.supervisor.starts == starts + 1
     assert job.state == JobState.SUCCEEDED and job.attempts == 2
     rig.report("kill the whole worker", [job_id])
