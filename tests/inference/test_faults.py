@@ -130,7 +130,7 @@ class Rig:
                     LedgerEntry.job_id.in_(ids), LedgerEntry.kind.in_(("settle", "refund"))
                 ).group_by(LedgerEntry.job_id)
             ).all()
-        return {int(job_id): count for job_id, count in rows}
+        return {job_id: count for job_id, count in rows if job_id is not None}
 
     def report(self, name: str, ids: list[int], *, expect_state: JobState = JobState.SUCCEEDED) -> dict[str, int]:
         jobs = self.jobs(ids)
