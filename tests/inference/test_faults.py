@@ -41,6 +41,9 @@ from inference.runner import timeout_error
 from tests.support.factories import new_job, next_id, spec
 from tests.support.services import drop_database, make_settings, make_test_database, settings_env
 
+#: Starting a worker imports torch, which took minutes on this 2-core machine while other suites ran.
+pytestmark = pytest.mark.timeout(1200)
+
 HEARTBEAT_S = 0.5
 REAPER_S = 0.5
 MAX_ATTEMPTS = 2
@@ -149,7 +152,7 @@ class Rig:
         return counts
 
 
-def _wait_ready(log: Log, mark: int, timeout: float = 180.0) -> None:
+def _wait_ready(log: Log, mark: int, timeout: float = 600.0) -> None:
     """Until both worker processes have loaded their model (at their start, before any job)."""
     deadline = time.monotonic() + timeout
     while log.since(mark).count("model tiny loaded in") < 2:

@@ -109,7 +109,7 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 60.0) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 240.0) -> WorkerProcess:
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
         env=settings_env(settings),
