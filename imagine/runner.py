@@ -170,7 +170,9 @@ def run_all(settings: Settings) -> int:
         upgrade(database_url)
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": broker_url,
                "DATA_DIR": str(settings.data_dir)}
-        # A worker that refuses to start stops everything: the bot would take jobs that never run.
+        # A worker that refuses to start stops everything: the bot would take jobs that never run. Until the
+        # bot's loop takes SIGTERM over, it interrupts here, so the embedded services are still stopped.
+        signal.signal(signal.SIGTERM, _interrupt)
         supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=env,
                                 grace_s=settings.worker_stop_grace_s,
                                 on_refused=lambda _: os.kill(os.getpid(), signal.SIGTERM))
@@ -181,3 +183,7 @@ def run_all(settings: Settings) -> int:
         if supervisor.refused is not None:
             raise StartupError("the worker refused to start; see its line above")
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
