@@ -50,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from domain.catalog import FAMILIES, SCHEDULERS, ModelPreset
+from domain.capabilities import CAPABILITIES
+from domain.catalog import SCHEDULERS, ModelPreset
 from domain.spec import GRID_SIZE, JobSpec, image_seed
 from inference.pipelines import PipelineCache, render_grid
 
@@ -188,11 +189,9 @@ def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, de
 
     # The tiny byte-level CLIP tokenizer of inference.tiny: the text encoders read 77 token ids whatever
     # the vocabulary, so tokenizing is not what is measured.
-    from inference.tiny import _tokenizer, _write_tokenizer_files
+    from inference.tiny.tokenizers import clip_tokenizer
 
-    tokenizer_files = folder.parent / f"{folder.name}-tokenizer-files"
-    _write_tokenizer_files(tokenizer_files)
-    tokenizer = _tokenizer(tokenizer_files)
+    tokenizer = clip_tokenizer()
     token_ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
     torch.manual_seed(seed)
     parts = build_components(family, config, device=device, token_ids=token_ids)
@@ -214,7 +213,6 @@ def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, de
             requires_safety_checker=False,
         )
     pipe.save_pretrained(folder)
-    shutil.rmtree(tokenizer_files)
     return folder
 
 
@@ -443,7 +441,7 @@ def measure_variant(name: str, *, grid: Callable[[], int], setup: AbstractContex
 
 
 def _side(family: str, args: argparse.Namespace) -> int:
-    return TINY_SIDE if args.tiny else args.size or FAMILIES[family]
+    return TINY_SIDE if args.tiny else args.size or CAPABILITIES[family].native_side
 
 
 def _disk_gib(folder: Path) -> float:
@@ -455,7 +453,7 @@ def _write_model(family: str, folder: Path, *, tiny: bool, device: torch.device,
     if tiny:
         from inference.tiny import write_tiny_model
 
-        write_tiny_model(folder, sdxl=family == "sdxl")
+        write_tiny_model(folder, families=[family])
         return folder / ("tiny-sdxl" if family == "sdxl" else "tiny-sd")
     return write_random_pipeline(family, folder / "pipeline", config=FULL_SIZE[family], device=device, dtype=dtype)
 
@@ -579,7 +577,7 @@ def full_size_counts(families: list[str], *, size: int | None, steps: int) -> Co
     counts: Counts = {}
     for family in families:
         parts = build_components(family, FULL_SIZE[family], device="meta")
-        side = size or FAMILIES[family]
+        side = size or CAPABILITIES[family].native_side
         flops = count_flops(family, parts, width=side, height=side, steps=steps, images=GRID_SIZE)
         counts[family] = (count_params(parts), flops)
     return counts
@@ -691,8 +689,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     for family in args.models:
-        if family not in FAMILIES:
-            parser.error(f"--models: {family!r} is not one of {', '.join(FAMILIES)}")
+        if family not in FULL_SIZE:
+            parser.error(f"--models: {family!r} is not one of {', '.join(FULL_SIZE)}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for variant in variants:
         if variant not in VARIANTS or variant == "compile":
@@ -720,7 +718,7 @@ def run_flops_only(args: argparse.Namespace) -> int:
             "flops": flops.as_dict(),
             "floor_s": floor_s,
         }
-        print(f"{family} {args.size or FAMILIES[family]} px: params "
+        print(f"{family} {args.size or CAPABILITIES[family].native_side} px: params "
               + ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in params.items())
               + f"; UNet {flop_text(flops.unet_forward_per_image)}/image-forward, VAE decode "
               f"{flop_text(flops.vae_decode_per_image)}/image; {args.steps}-step grid {flop_text(flops.grid)} "

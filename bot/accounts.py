@@ -94,7 +94,7 @@ def precheck(account: Account, costs: Sequence[int], lane: Lane | None = None) -
     too many jobs in a lane). The submit transaction checks again, exactly. ``lane``: the lane the prompt
     asked for (``--relax``), else the member's."""
     if account.banned:
-        raise BannedError(account.user.ban_reason)
+        raise BannedError(account.ban_reason)
     choices = assign_lanes(lane or account.lane, account.plan, account.resolved.period, account.left_ms, costs)
     active = dict(account.active)
     for choice in choices:

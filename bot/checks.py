@@ -8,20 +8,22 @@ The permission model: the admin commands (``/admin …``) are for the people who
   when the command runs.
 - Anywhere (DMs included), the Discord user ids in the ``ADMIN_IDS`` setting: the bot's operators.
 
-Grants and bans apply to a member in every server the bot is in, so on a bot shared by several
-communities the operators decide whom to trust with Manage Server there; role plans stay per server.
-A refusal is a short ephemeral message and changes nothing.
+What they govern (:func:`admin_scope`): a server's managers govern that server only (its grants, bans,
+role plans, filter and image policy, and its members' usage there); the operators act everywhere (their
+grants and bans apply in every server, their ``/admin usage`` covers every server). A refusal is a short
+ephemeral message and changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
 
-__all__ = ["NOT_ADMIN", "NotAdmin", "can_administer", "is_admin"]
+__all__ = ["NOT_ADMIN", "AdminScope", "NotAdmin", "admin_scope", "can_administer", "is_admin"]
 
 T = TypeVar("T")
 
@@ -33,6 +35,26 @@ class NotAdmin(app_commands.CheckFailure):
 
     def __init__(self) -> None:
         super().__init__(NOT_ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminScope:
+    """Where an admin command acts: one server (``guild_id``), or every server (``guild_id`` None: an operator)."""
+
+    guild_id: int | None
+
+    @property
+    def everywhere(self) -> bool:
+        return self.guild_id is None
+
+
+def admin_scope(interaction: discord.Interaction[Any], admin_ids: frozenset[int]) -> AdminScope:
+    """Where this user's admin commands act here; raises :class:`NotAdmin` when they may not use them."""
+    if interaction.user.id in admin_ids:
+        return AdminScope(None)
+    if interaction.guild_id is not None and interaction.permissions.manage_guild:
+        return AdminScope(interaction.guild_id)
+    raise NotAdmin()
 
 
 def can_administer(interaction: discord.Interaction[Any], admin_ids: frozenset[int]) -> bool:

@@ -1,4 +1,9 @@
-"""The bot: a ``commands.Bot`` that loads one extension per feature and registers persistent buttons."""
+"""The bot: a ``commands.Bot`` that loads one extension per feature and registers persistent buttons.
+
+:func:`create_bot` picks the class: :class:`ImagineBot` (one gateway connection), or, with ``DISCORD_SHARDS``
+set, :class:`ShardedImagineBot`, the same bot on discord.py's ``AutoShardedBot`` (several shards in one
+process; Discord requires sharding from 2,500 servers).
+"""
 
 from __future__ import annotations
 
@@ -13,20 +18,27 @@ from discord.ext import commands
 from bot.components import JobButton
 from bot.delivery import Delivery
 from bot.gateway import drop_malformed_events
+from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_component
+from bot.moderation import AppealButton
 from bot.services import BotServices
 
-__all__ = ["EXTENSIONS", "ImagineBot", "point_discord_at"]
+__all__ = ["EXTENSIONS", "ImagineBot", "ShardedImagineBot", "create_bot", "point_discord_at"]
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.account", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.jobs", "bot.cogs.account", "bot.cogs.admin")
+
+
+#: The custom_ids the bot's buttons take (their DynamicItem templates).
+_BUTTON_TEMPLATES = tuple(item.__discord_ui_compiled_template__ for item in (JobButton, AppealButton))
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
     """Aim discord.py at a Discord API (the real one, a REST proxy, or a test fake).
 
     discord.py has no setting for this: every REST route (webhooks and interaction callbacks included)
-    is built from ``Route.BASE``, and a non-sharded client connects to ``DEFAULT_GATEWAY``.
+    is built from ``Route.BASE``, and a client connects to ``DEFAULT_GATEWAY`` (an auto-sharded client
+    with no shard count asks ``GET /gateway/bot`` instead, which is a REST route).
     """
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
@@ -38,7 +50,8 @@ class ImagineBot(commands.Bot):
         intents.members = False
         intents.presences = False
         intents.message_content = False
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options)
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
+                         tree_cls=GuardedTree, **options)
         self.services = services
         self.delivery = Delivery(self)
         drop_malformed_events(self._connection.parsers)
@@ -47,7 +60,7 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(JobButton)
+        self.add_dynamic_items(JobButton, AppealButton)
         self.tree.error(self.on_app_command_error)
         guild_id = self.services.settings.discord_guild_id
         if guild_id is not None:
@@ -57,6 +70,10 @@ class ImagineBot(commands.Bot):
         else:
             await self.tree.sync()
         self.delivery.start()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A click on a button none of ours takes (forged, or from another bot's message) is answered too."""
+        await answer_unknown_component(interaction, _BUTTON_TEMPLATES)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))
@@ -78,6 +95,12 @@ class ImagineBot(commands.Bot):
         if isinstance(error, app_commands.CheckFailure):  # an expected refusal (bot.checks), not a fault
             log.info("command %r refused for %s: %s", name, interaction.user.id, error)
             message = str(error) or "You can't use this command here."
+        elif isinstance(error, app_commands.CommandNotFound):
+            log.info("unknown command %r from %s", error.name, interaction.user.id)
+            message = UNKNOWN_COMMAND
+        elif isinstance(error, app_commands.CommandSignatureMismatch | app_commands.TransformerError):
+            log.info("command %r from %s did not match its declaration: %s", name, interaction.user.id, error)
+            message = MALFORMED
         else:
             log.error("command %r failed", name, exc_info=error)
         try:
@@ -92,3 +115,20 @@ class ImagineBot(commands.Bot):
         await self.delivery.stop()
         await super().close()
         await self.services.close()
+
+
+class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):
+    """:class:`ImagineBot` on ``AutoShardedBot``: each shard is a gateway connection for a share of the servers.
+
+    Nothing else changes: interactions carry their own tokens, and deliveries go through webhooks and REST.
+    """
+
+
+def create_bot(services: BotServices, **options: Any) -> ImagineBot:
+    """The bot ``DISCORD_SHARDS`` asks for: unsharded (empty), Discord's shard count (``auto``), or N shards."""
+    shards = services.settings.discord_shards
+    if not shards:
+        return ImagineBot(services, **options)
+    if shards != "auto":
+        options.setdefault("shard_count", int(shards))
+    return ShardedImagineBot(services, **options)

@@ -10,10 +10,12 @@ that a forged or stale one is answered (ephemerally) instead of silently failing
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.guard import allow_click
 from domain.actions import Action, ButtonError, ButtonRef
 
 if TYPE_CHECKING:
@@ -59,6 +61,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
         except ButtonError as error:
             return cls(None, custom_id=custom_id, error=str(error))
 
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
+        return await allow_click(interaction)  # the member's rate limit (bot.ratelimit)
+
     async def callback(self, interaction: discord.Interaction[ImagineBot]) -> None:  # type: ignore[override]
         await interaction.client.handle_job_button(interaction, self)
 
@@ -70,11 +75,13 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def grid_view(job_id: int) -> discord.ui.View:
-    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout)."""
+def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View:
+    """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout). The U button of a tile
+    already upscaled is blurple (primary), as Midjourney marks a used one; it still works."""
     view = discord.ui.View(timeout=None)
     for tile in range(1, 5):
-        view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE, tile), label=f"U{tile}", row=0))
+        style = discord.ButtonStyle.primary if tile in upscaled else discord.ButtonStyle.secondary
+        view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE, tile), label=f"U{tile}", style=style, row=0))
     view.add_item(JobButton(ButtonRef(job_id, Action.REROLL), emoji="🔄", row=0))
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.VARY, tile), label=f"V{tile}", row=1))

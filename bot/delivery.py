@@ -22,7 +22,9 @@ import contextlib
 import io
 import logging
 import math
+import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -35,17 +37,22 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.components import cancel_view, grid_view, upscale_view
+from bot.metrics import DELIVERIES, DELIVERY_ERRORS
 from bot.render import JobView, job_content, job_detail
 from db import jobs as jobs_db
+from db import queue as queue_db
 from db.models import Image, Job
+from db.queue import Standing
 from db.session import libpq_url
+from domain.prompt import split_canonical
 from domain.spec import JobKind, JobState
+from inference.joblog import job_logging
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "attachment_stem", "job_view", "load_job"]
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +66,52 @@ RETRY_FIRST_S = 5.0
 RETRY_CAP_S = 300.0
 #: Unknown channel, unknown message, missing access, missing permissions, cannot send messages here.
 _PERMANENT_CODES = frozenset({10003, 10008, 50001, 50013, 50007})
+#: How often a running job's progress wakes the queued jobs behind it (their ETAs count down).
+_FOLLOWERS_EVERY_S = 5.0
+#: Words of the prompt in a file's name, and its most characters.
+_NAME_WORDS = 6
+_NAME_CHARS = 48
 _INVALID_WEBHOOK_TOKEN = 50027
 _UNKNOWN_WEBHOOK = 10015
 
 
-def _load(*, session: Session, job_id: int) -> tuple[Job, list[Image], int, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """A job row and what its message needs besides."""
+
+    job: Job
+    images: list[Image]
+    standing: Standing | None
+    detail: str
+    #: For an upscale made from a grid tile: that tile's number (its file is ``<prompt>_<job>_<n>.png``).
+    image_number: int | None
+    #: For a finished grid: the tiles someone has upscaled (their U buttons are marked used).
+    upscaled: frozenset[int]
+    #: Other queued jobs of the same queue whose message shows a position (woken when this one moves).
+    followers: tuple[int, ...]
+
+
+def load_job(*, session: Session, job_id: int, with_followers: bool = False) -> _Loaded | None:
+    """A job row and what its message needs (:meth:`Delivery.message_parts`), or None when it is gone."""
     job = jobs_db.get(session=session, job_id=job_id)
     if job is None:
         return None
-    position = jobs_db.queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0
-    return job, jobs_db.images_of(session=session, job_id=job_id), position, _detail(session, job)
+    state = JobState(job.state)
+    detail, image_number = _detail(session, job)
+    upscaled: frozenset[int] = frozenset()
+    if state is JobState.SUCCEEDED and JobKind(job.kind) is not JobKind.UPSCALE:
+        upscaled = frozenset(jobs_db.upscaled_tiles(session=session, job_id=job.id))
+    followers: tuple[int, ...] = ()
+    if with_followers and state is not JobState.QUEUED:
+        followers = tuple(queue_db.waiting_in(session=session, queue=job.queue))
+    return _Loaded(job, jobs_db.images_of(session=session, job_id=job_id),
+                   queue_db.standing(session=session, job=job, now=datetime.now(UTC)), detail, image_number,
+                   upscaled, followers)
 
 
-def _detail(session: Session, job: Job) -> str:
-    """What a button's job made ("Image #2", "Variations (Strong) by"): see :func:`bot.render.job_detail`."""
+def _detail(session: Session, job: Job) -> tuple[str, int | None]:
+    """What a button's job made ("Image #2", "Variations (Strong) by": see :func:`bot.render.job_detail`),
+    and the grid tile an upscale came from."""
     kind = JobKind(job.kind)
     image_number = None
     if kind is JobKind.UPSCALE and job.parent_image_id is not None:
@@ -80,8 +119,20 @@ def _detail(session: Session, job: Job) -> str:
         source_job = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
         if source is not None and source_job is not None and source_job.kind != JobKind.UPSCALE:
             image_number = source.index + 1  # U1-U4 on a grid
-    return job_detail(kind, image_number=image_number, upscale_mode=job.spec.get("upscale_mode"),
-                      strength=job.spec.get("strength"))
+    detail = job_detail(kind, image_number=image_number, upscale_mode=job.spec.get("upscale_mode"),
+                        strength=job.spec.get("strength"))
+    return detail, image_number
+
+
+def attachment_stem(prompt: str, job_id: int, image_number: int | None = None) -> str:
+    """A file name from the prompt and the job: ``fox_in_snow_1234`` (a grid), ``fox_in_snow_1234_2`` (the
+    upscale of its image #2). Only ASCII letters and digits from the prompt's text; ``image`` when none."""
+    text, _ = split_canonical(prompt)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    words = re.findall(r"[a-z0-9]+", ascii_text)[:_NAME_WORDS]
+    slug = "_".join(words)[:_NAME_CHARS].strip("_") or "image"
+    suffix = f"_{image_number}" if image_number is not None else ""
+    return f"{slug}_{job_id}{suffix}"
 
 
 def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
@@ -101,7 +152,10 @@ def _permanent(exc: discord.HTTPException) -> bool:
     return isinstance(exc, discord.NotFound | discord.Forbidden) or exc.code in _PERMANENT_CODES
 
 
-def job_view(job: Job, position: int | None = None, *, detail: str = "") -> JobView:
+def job_view(job: Job, standing: Standing | None = None, *, detail: str = "") -> JobView:
+    total_s = None
+    if job.finished_at is not None and job.created_at is not None:
+        total_s = max(0.0, (job.finished_at - job.created_at).total_seconds())
     return JobView(
         job_id=job.id,
         user_id=job.user_id,
@@ -110,7 +164,10 @@ def job_view(job: Job, position: int | None = None, *, detail: str = "") -> JobV
         prompt=job.prompt,
         lane=job.lane,
         notes=tuple(job.spec.get("notes", ())),
-        position=position,
+        position=standing.position if standing is not None else None,
+        eta_s=standing.eta_s if standing is not None else None,
+        total_s=total_s,
+        model=job.model,
         progress_step=job.progress_step,
         progress_total=job.progress_total,
         error=job.error,
@@ -153,6 +210,8 @@ class Delivery:
         self._workers = workers
         self._listening = asyncio.Event()
         self._busy = 0
+        #: When the queued jobs behind each queue were last woken (their positions and ETAs move).
+        self._followers_woken: dict[str, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -245,7 +304,8 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("delivering job %s failed", job_id)
+                DELIVERY_ERRORS.inc()
+                log.exception("delivering job %s failed", job_id, extra={"job_id": job_id})
             finally:
                 self._busy -= 1
 
@@ -259,25 +319,42 @@ class Delivery:
         entry.users += 1
         try:
             async with entry.lock:
-                await self._deliver(job_id)
+                with job_logging(job_id):
+                    await self._deliver(job_id)
         finally:
             entry.users -= 1
             if entry.users == 0:
                 del self._locks[job_id]
 
     async def _deliver(self, job_id: int) -> None:
-        loaded = await self.services.db.run(_load, job_id=job_id)
+        loaded = await self.services.db.run(load_job, job_id=job_id, with_followers=True)
         if loaded is None:
             return
-        job, images, position, detail = loaded
+        job = loaded.job
         state = JobState(job.state)
+        self._wake_followers(job, loaded.followers)
         if state.is_terminal:
             if job.delivered_state != job.state:
-                await self._deliver_final(job, images, detail)
+                await self._deliver_final(loaded)
             return
-        await self._deliver_progress(job, position, detail)
+        await self._deliver_progress(job, loaded.standing, loaded.detail)
 
-    async def _deliver_progress(self, job: Job, position: int, detail: str) -> None:
+    def _wake_followers(self, job: Job, followers: tuple[int, ...]) -> None:
+        """A job started, moved on or ended: the queued jobs behind it show new positions and ETAs. Always
+        when it starts or ends, else at most every :data:`_FOLLOWERS_EVERY_S` per queue (each of their
+        edits is throttled, and skipped when nothing shown changes)."""
+        if not followers:
+            return
+        moved = JobState(job.state).is_terminal or job.progress_step == 0
+        now = time.monotonic()
+        if not moved and now - self._followers_woken.get(job.queue, -math.inf) < _FOLLOWERS_EVERY_S:
+            return
+        self._followers_woken[job.queue] = now
+        for follower in followers:
+            if follower != job.id:
+                self.wake(follower)
+
+    async def _deliver_progress(self, job: Job, standing: Standing | None, detail: str) -> None:
         """Edit a queued or running job's message: throttled per message, skipped once the token is gone
         or when nothing shown would change; the preview is attached only when it is a new one."""
         if not self._token_alive(job) or job.message_id is None:
@@ -288,7 +365,7 @@ class Delivery:
             if job.id not in self._trailing:
                 self._trailing[job.id] = asyncio.get_running_loop().call_later(wait, self._wake_trailing, job.id)
             return
-        content = job_content(job_view(job, position, detail=detail))
+        content = job_content(job_view(job, standing, detail=detail))
         shown = self._shown.get(job.id)
         shown_preview = shown.preview_key if shown is not None else None
         preview = None
@@ -325,16 +402,31 @@ class Delivery:
             return None
         return discord.File(io.BytesIO(data), filename=PREVIEW_STEM + PurePosixPath(key).suffix)
 
-    async def _deliver_final(self, job: Job, images: list[Image], detail: str = "") -> None:
-        view = job_view(job, detail=detail)
+    async def message_parts(
+        self, loaded: _Loaded, *, upload_limit: int | None = None
+    ) -> tuple[str, list[discord.File], discord.ui.View | None]:
+        """What a job's message shows now: its text, and once it succeeded, its image and fresh buttons
+        (also what ``/show`` posts again). The image fits ``upload_limit`` (default: the job's own)."""
+        job = loaded.job
+        view = job_view(job, loaded.standing, detail=loaded.detail)
         content = job_content(view)
+        files: list[discord.File] = []
+        components: discord.ui.View | None = None
+        if view.state is JobState.SUCCEEDED and job.result_key:
+            name = attachment_stem(job.prompt, job.id, loaded.image_number)
+            limit = upload_limit or job.upload_limit or DEFAULT_UPLOAD_LIMIT
+            files.append(await self._attachment(job.result_key, limit, name, spoiler=job.flagged))  # safety check
+            # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
+            components = (upscale_view(job.id) if view.kind is JobKind.UPSCALE
+                          else grid_view(job.id, upscaled=loaded.upscaled))
+        return content, files, components
+
+    async def _deliver_final(self, loaded: _Loaded) -> None:
+        """Show a finished job's result. A transient failure (Discord or the image store unreachable, a
+        5xx) is tried again later, with backoff; a permanent one marks the delivery failed, logged once."""
+        job = loaded.job
         try:
-            files: list[discord.File] = []
-            components: discord.ui.View | None = None
-            if view.state is JobState.SUCCEEDED and job.result_key:
-                files.append(await self._attachment(job.result_key, job.upload_limit or DEFAULT_UPLOAD_LIMIT))
-                # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
-                components = upscale_view(job.id) if view.kind is JobKind.UPSCALE else grid_view(job.id)
+            content, files, components = await self.message_parts(loaded)
             message_id = await self._show(job, content, files, components)
         except discord.HTTPException as exc:
             if not _permanent(exc):
@@ -350,6 +442,7 @@ class Delivery:
             await self._retry_later(job, exc)
             return
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
+        DELIVERIES.labels(job.state).inc()
         self._forget(job.id)
 
     async def _retry_later(self, job: Job, exc: Exception) -> None:
@@ -408,16 +501,16 @@ class Delivery:
             state=self.bot._connection,
         )
 
-    async def _attachment(self, key: str, limit: int) -> discord.File:
-        """The stored image as an upload of at most ``limit`` bytes (re-encoded or downscaled to fit)."""
+    async def _attachment(self, key: str, limit: int, stem: str, *, spoiler: bool = False) -> discord.File:
+        """The stored image as ``<stem>.<ext>``, an upload of at most ``limit`` bytes (re-encoded or
+        downscaled to fit), behind a spoiler when ``spoiler`` (discord.py names it ``SPOILER_<stem>``)."""
         from inference.grid import encode_for_upload
 
         data = await asyncio.to_thread(self.services.store.get, key)
-        name = key.rsplit("/", 1)[-1]
+        name = stem + PurePosixPath(key).suffix
         if len(data) > limit:
-            stem = name.rsplit(".", 1)[0]
             data, name = await asyncio.to_thread(_reencode, data, limit, stem, encode_for_upload)
-        return discord.File(io.BytesIO(data), filename=name)
+        return discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)
 
 
 def _reencode(data: bytes, limit: int, stem: str, encode: Any) -> tuple[bytes, str]:

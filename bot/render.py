@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.limits import MAX_CONTENT, MessageParts, fit_message, shorten_middle
+from domain.prompt import split_canonical
 from domain.spec import JobKind, JobState
 
-__all__ = ["UPSCALE_METHODS", "JobView", "Recipe", "job_content", "job_detail", "job_title", "recipe_content"]
+__all__ = [
+    "UPSCALE_METHODS",
+    "JobView",
+    "Recipe",
+    "format_duration",
+    "format_eta",
+    "job_content",
+    "job_detail",
+    "job_placeholder",
+    "recipe_content",
+]
 
 #: How each upscale method is named on the message (``UpscaleResult.method``).
 UPSCALE_METHODS = {
@@ -14,10 +26,6 @@ UPSCALE_METHODS = {
     "creative": "Creative: redrawn by the model",
     "lanczos": "Lanczos: no upscaler configured",
 }
-
-#: Discord's message limit is 2000 characters; leave room for the status suffix.
-_PROMPT_SHOWN = 1500
-
 
 @dataclass(frozen=True, slots=True)
 class JobView:
@@ -27,9 +35,11 @@ class JobView:
     user_id: int
     kind: JobKind
     state: JobState
+    #: The canonical prompt: text, then parameters.
     prompt: str
     lane: str
     notes: tuple[str, ...] = ()
+    #: Queued jobs ahead of this one in its model and lane (0: next).
     position: int | None = None
     progress_step: int = 0
     progress_total: int = 0
@@ -40,6 +50,12 @@ class JobView:
     detail: str = ""
     #: The upscale method that ran ("esrgan", "creative", "lanczos"), for a finished upscale.
     upscale_method: str | None = None
+    #: The model that draws it (always shown on the result, though the prompt omits the default model).
+    model: str = ""
+    #: Seconds until the result, estimated (``db.queue``), for a queued or running job.
+    eta_s: float | None = None
+    #: Seconds from submit to result, for a finished job.
+    total_s: float | None = None
 
 
 def job_detail(kind: JobKind, *, image_number: int | None = None, upscale_mode: str | None = None,
@@ -59,44 +75,76 @@ def job_detail(kind: JobKind, *, image_number: int | None = None, upscale_mode: 
     return ""
 
 
-def _cut(prompt: str) -> str:
-    return prompt if len(prompt) <= _PROMPT_SHOWN else prompt[: _PROMPT_SHOWN - 1] + "…"
+def format_duration(seconds: float) -> str:
+    """``4.2 s``, ``41 s``, ``3 min 20 s``, ``2 h 5 min``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def job_title(view: JobView) -> str:
-    """``**prompt** - Image #2 <@member>``: the first part of the message, before the state."""
-    prompt = _cut(view.prompt)
-    prefix = f"{view.label} " if view.label else ""
+def format_eta(seconds: float) -> str:
+    """An estimate, rounded so it does not flicker: ``about 5 s``, ``about 40 s``, ``about 3 min``."""
+    if seconds < 60:
+        return f"about {max(5, 5 * round(seconds / 5))} s"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h".replace(".0 h", " h")
+
+
+def _title_parts(view: JobView) -> tuple[str, str, str]:
+    """The prompt's text, its parameters, and what follows the bold prompt up to the status."""
+    text, params = split_canonical(view.prompt)
     detail = f"{view.detail} " if view.detail else ""
-    return f"{prefix}**{prompt}** - {detail}<@{view.user_id}>"
+    return text, params, f" - {detail}<@{view.user_id}>"
+
+
+def _status(view: JobView) -> str:
+    eta = f", {format_eta(view.eta_s)}" if view.eta_s is not None else ""
+    if view.state is JobState.QUEUED:
+        where = f"position {(view.position or 0) + 1} in the queue"
+        return f"(Waiting to start, {where}{eta}) ({view.lane})"
+    if view.state is JobState.RUNNING:
+        lane = f"({view.lane}, {format_eta(view.eta_s)} left)" if view.eta_s is not None else f"({view.lane})"
+        if view.progress_total:
+            return f"({int(100 * view.progress_step / view.progress_total)}%) {lane}"
+        if view.kind is JobKind.UPSCALE:  # Real-ESRGAN and Lanczos have no steps to count
+            return f"(Upscaling…) {lane}"
+        return f"(Starting…) {lane}"
+    if view.state is JobState.SUCCEEDED:
+        parts = [p for p in (view.model, view.lane) if p]
+        if view.total_s is not None:
+            parts.append(f"ready in {format_duration(view.total_s)}")
+        if view.gpu_ms is not None:
+            parts.append(f"GPU {format_duration(view.gpu_ms / 1000)}")
+        return f"({' · '.join(parts)})"
+    if view.state is JobState.CANCELLED:
+        return "(cancelled)"
+    return f"❌ {view.error or 'The job failed.'} Nothing was charged."
+
+
+def job_placeholder(view: JobView) -> str:
+    """The message posted before the job row exists: the prompt and "(Waiting to start)"."""
+    text, params, after = _title_parts(view)
+    prefix = f"{view.label} " if view.label else ""
+    return fit_message(MessageParts(text, params, before=prefix, after=f"{after} (Waiting to start)"))
 
 
 def job_content(view: JobView) -> str:
-    """The message text for a job in its current state."""
-    title = job_title(view)
-    if view.state is JobState.QUEUED:
-        where = "next in line" if not view.position else f"position {view.position + 1} in the queue"
-        status = f"(Waiting to start, {where}) ({view.lane})"
-    elif view.state is JobState.RUNNING:
-        if view.progress_total:
-            percent = int(100 * view.progress_step / view.progress_total)
-            status = f"({percent}%) ({view.lane})"
-        elif view.kind is JobKind.UPSCALE:  # Real-ESRGAN and Lanczos have no steps to count
-            status = f"(Upscaling…) ({view.lane})"
-        else:
-            status = f"(Starting…) ({view.lane})"
-    elif view.state is JobState.SUCCEEDED:
-        seconds = f", {view.gpu_ms / 1000:.1f}s" if view.gpu_ms is not None else ""
-        status = f"({view.lane}{seconds})"
-    elif view.state is JobState.CANCELLED:
-        status = "(cancelled)"
-    else:
-        status = f"❌ {view.error or 'The job failed.'} Nothing was charged."
-    lines = [f"{title} {status}"]
+    """The message text for a job in its current state, within Discord's 2,000 characters."""
+    text, params, after = _title_parts(view)
+    prefix = f"{view.label} " if view.label else ""
+    lines: tuple[str, ...] = ()
     if view.state is JobState.SUCCEEDED and view.upscale_method is not None:
-        lines.append(f"-# Upscaled ({UPSCALE_METHODS.get(view.upscale_method, view.upscale_method)})")
-    lines += [f"-# {note}" for note in view.notes]
-    return "\n".join(lines)
+        lines = (f"-# Upscaled ({UPSCALE_METHODS.get(view.upscale_method, view.upscale_method)})",)
+    return fit_message(MessageParts(text, params, before=prefix, after=f"{after} {_status(view)}",
+                                    notes=view.notes, lines=lines))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +164,17 @@ class Recipe:
     upscales: tuple[tuple[str, int, int, int], ...] = ()
     #: The img2img strength when the image descends from a variation (the prompt alone won't remake it).
     variation_strength: float | None = None
+    #: The job that made the image (``/show`` takes it).
+    job_id: int | None = None
+
+
+#: Room the recipe's other lines leave for its prompt.
+_RECIPE_PROMPT = MAX_CONTENT - 600
+
+
+def _recipe_prompt(prompt: str) -> str:
+    text, params = split_canonical(prompt.replace("`", ""))
+    return shorten_middle(text, max(80, _RECIPE_PROMPT - len(params))) + params
 
 
 def recipe_content(recipe: Recipe) -> str:
@@ -123,7 +182,7 @@ def recipe_content(recipe: Recipe) -> str:
     guidance = f"{recipe.guidance:g}"
     lines = [
         "📋 **Recipe of this image**",
-        f"Prompt: `{_cut(recipe.prompt.replace('`', ''))}`",
+        f"Prompt: `{_recipe_prompt(recipe.prompt)}`",
         f"Model: {recipe.model} · Sampler: {recipe.sampler} · Steps: {recipe.steps} · Guidance: {guidance}"
         f" · Seed: {recipe.seed}",
         f"Size: {recipe.width}×{recipe.height}",
@@ -131,6 +190,8 @@ def recipe_content(recipe: Recipe) -> str:
     for method, factor, width, height in recipe.upscales:
         name = UPSCALE_METHODS.get(method, method)
         lines.append(f"Upscaled ×{factor} from {width}×{height} ({name})")
+    if recipe.job_id is not None:
+        lines.append(f"Job: `{recipe.job_id}` (`/show {recipe.job_id}` posts it again)")
     if recipe.variation_strength is not None:
         lines.append(
             f"It descends from a variation (image to image at strength {recipe.variation_strength:g}), so the "
@@ -138,4 +199,4 @@ def recipe_content(recipe: Recipe) -> str:
         )
     else:
         lines.append("To make it again: `/imagine` this prompt; the image is #1 of that grid (U1).")
-    return "\n".join(lines)
+    return "\n".join(lines)[:MAX_CONTENT]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.ratelimit import RateLimiter
 from db.session import AsyncDatabase, make_engine, make_sessionmaker
 from domain.catalog import Catalog, load_catalog
 from domain.plans import PlanBook, load_plans
@@ -29,6 +30,8 @@ class BotServices:
     celery: Celery
     store: ImageStore
     database_url: str
+    #: The per-member command rate limit, in the broker's Redis (shared by every bot process).
+    limiter: RateLimiter
 
     @classmethod
     def create(cls, settings: Settings, *, database_url: str, broker_url: str) -> BotServices:
@@ -38,11 +41,16 @@ class BotServices:
             plans=load_plans(settings.plans_path),
             db=AsyncDatabase(database_url),
             sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
-            celery=create_celery(settings, broker_url),
+            celery=create_celery(
+                broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix
+            ),
             store=open_store(settings.image_store_url),
             database_url=database_url,
+            limiter=RateLimiter(broker_url, prefix=settings.broker_key_prefix, burst=settings.command_burst,
+                                per_minute=settings.command_rate_per_minute),
         )
 
     async def close(self) -> None:
+        await self.limiter.close()
         await self.db.dispose()
         self.sessions.kw["bind"].dispose()

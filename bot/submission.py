@@ -1,4 +1,8 @@
-"""Submitting jobs from Discord: one transaction for the rows and their quota, then publish each new job's task."""
+"""Submitting jobs from Discord: one transaction for the rows and their quota, then publish each new job's task.
+
+:func:`new_job` and :func:`placeholder` are the one way ``/imagine`` and the buttons describe a job and the
+message that waits for it: the interaction gives the member, place, token and upload limit.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,18 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.accounts import estimates, load_account
+from bot.render import JobView, job_placeholder
 from db import jobs as jobs_db
 from db import submission as submission_db
 from db.models import Job
 from db.plans import Account, Requester
-from domain.spec import Lane
+from domain.spec import JobKind, JobSpec, JobState, Lane, queue_name
 from inference.dispatch import publish_jobs
 
 if TYPE_CHECKING:
     from bot.services import BotServices
 
-__all__ = ["TOKEN_LIFETIME", "submit_jobs", "token_expiry", "withdraw"]
+__all__ = ["TOKEN_LIFETIME", "is_age_restricted", "new_job", "placeholder", "submit_jobs", "token_expiry", "withdraw"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,50 @@ _TOKEN_MARGIN = timedelta(seconds=30)
 def token_expiry(created_at: datetime) -> datetime:
     """When to stop editing through an interaction's token and fall back to the bot token."""
     return created_at + TOKEN_LIFETIME - _TOKEN_MARGIN
+
+
+def placeholder(interaction: discord.Interaction[Any], kind: JobKind, prompt: str, *, detail: str = "") -> str:
+    """The message a job's member sees until it is queued: ``**prompt** - Image #2 @member (Waiting to start)``."""
+    return job_placeholder(JobView(job_id=0, user_id=interaction.user.id, kind=kind, state=JobState.QUEUED,
+                                   prompt=prompt, lane="", detail=detail))
+
+
+def new_job(
+    interaction: discord.Interaction[Any],
+    *,
+    kind: JobKind,
+    spec: JobSpec,
+    lane: Lane,
+    prompt: str,
+    idem_key: str,
+    message_id: int | None,
+    estimated_ms: int,
+    parent_image_id: int | None = None,
+    click_key: str | None = None,
+) -> jobs_db.NewJob:
+    """The job a member asks for through ``interaction``, to be delivered to the message ``message_id``."""
+    return jobs_db.NewJob(
+        user_id=interaction.user.id,
+        user_name=interaction.user.name,
+        kind=kind,
+        spec=spec,
+        lane=lane,
+        queue=queue_name(spec.model, lane),
+        idem_key=idem_key,
+        prompt=prompt,
+        guild_id=interaction.guild_id,
+        guild_name=interaction.guild.name if interaction.guild else "",
+        channel_id=interaction.channel_id,
+        parent_image_id=parent_image_id,
+        estimated_ms=estimated_ms,
+        interaction_id=interaction.id,
+        interaction_token=interaction.token,
+        token_expires_at=token_expiry(interaction.created_at),
+        message_id=message_id,
+        upload_limit=interaction.filesize_limit,
+        click_key=click_key,
+        age_restricted=is_age_restricted(interaction.channel),
+    )
 
 
 async def submit_jobs(
@@ -90,6 +139,12 @@ async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: lis
     except discord.HTTPException:
         log.debug("original response of %s already gone", interaction.id)
     await interaction.followup.send(text, ephemeral=True)
+
+
+def is_age_restricted(channel: Any) -> bool:
+    """An age-restricted (NSFW) channel, or a thread in one: its image policy may allow what others do not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def now() -> datetime:

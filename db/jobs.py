@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, aliased
 
 from db import quota
 from db.models import Guild, Image, Job, User
+from db.moderation import resolve_image_action
+from domain.actions import DOUBLE_CLICK_S
 from domain.spec import JobKind, JobSpec, JobState, Lane
 
 __all__ = [
@@ -43,13 +45,15 @@ __all__ = [
     "notify",
     "owner_of",
     "publishable",
-    "queue_position",
     "record_progress",
     "request_cancel",
     "requeue",
+    "same_click",
     "stale",
     "submit",
     "undelivered",
+    "upscale_of",
+    "upscaled_tiles",
 ]
 
 #: Postgres NOTIFY channel on which workers announce job changes (payload: the job id).
@@ -84,6 +88,11 @@ class NewJob:
     reserved_ms: int = 0
     max_running: int | None = None
     stealth: bool = False
+    #: The button click this job comes from (``button:<message id>:<custom_id>``); with ``interaction_id``
+    #: it makes a second click of that member within a few seconds return this job (see :func:`same_click`).
+    click_key: str | None = None
+    #: The channel is age-restricted (its image policy may differ: ``db.moderation.resolve_image_action``).
+    age_restricted: bool = False
 
 
 def _ensure_user_and_guild(session: Session, new: NewJob) -> None:
@@ -127,15 +136,16 @@ def submit(*, session: Session, new: NewJob) -> tuple[Job, bool]:
         "reserved_ms": new.reserved_ms,
         "max_running": new.max_running,
         "stealth": new.stealth,
+        "image_action": resolve_image_action(session=session, guild_id=new.guild_id, channel_id=new.channel_id,
+                                             age_restricted=new.age_restricted).value,
     }
     inserted = session.execute(
         insert(Job).values(**values).on_conflict_do_nothing(constraint="uq_jobs_user_idem").returning(Job.id)
     ).scalar_one_or_none()
     if inserted is not None:
         return session.get_one(Job, inserted), True
-    existing = session.execute(
-        select(Job).where(Job.user_id == new.user_id, Job.idem_key == new.idem_key)
-    ).scalar_one()
+    existing = by_idem_key(session=session, user_id=new.user_id, idem_key=new.idem_key)
+    assert existing is not None  # the conflict was on this key
     return existing, False
 
 
@@ -195,6 +205,46 @@ def _lock_member(session: Session, user_id: int) -> None:
     """The member's row lock, under which their running limit is counted (FOR NO KEY UPDATE, like
     submit's: foreign-key checks (FOR KEY SHARE) pass it, no deadlock)."""
     session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+def _snowflake_ms(snowflake: int) -> int:
+    return snowflake >> 22
+
+
+def same_click(*, session: Session, user_id: int, click_key: str, interaction_id: int) -> Job | None:
+    """The job this member made from the same button less than :data:`DOUBLE_CLICK_S` before (or after) the
+    click ``interaction_id`` (Discord's clock: a snowflake holds its creation time): a double click.
+    Their idempotency keys are ``<click_key>:<interaction id>``."""
+    window = int(DOUBLE_CLICK_S * 1000) << 22
+    return session.execute(
+        select(Job)
+        .where(Job.user_id == user_id, Job.idem_key.startswith(click_key + ":", autoescape=True),
+               Job.interaction_id.between(interaction_id - window, interaction_id + window))
+        .order_by(Job.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def upscale_of(*, session: Session, user_id: int, image_id: int, mode: str | None) -> Job | None:
+    """This member's upscale of this image with this mode that is waiting, running or done, if any."""
+    return session.execute(
+        select(Job)
+        .where(Job.user_id == user_id, Job.parent_image_id == image_id, Job.kind == JobKind.UPSCALE.value,
+               Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value, JobState.SUCCEEDED.value]),
+               Job.spec["upscale_mode"].astext == (mode or ""))
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def upscaled_tiles(*, session: Session, job_id: int) -> set[int]:
+    """The tiles (1-based) of a grid that someone has asked to upscale (not failed or cancelled)."""
+    rows = session.execute(
+        select(Image.index)
+        .join(Job, Job.parent_image_id == Image.id)
+        .where(Image.job_id == job_id, Job.kind == JobKind.UPSCALE.value,
+               Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value, JobState.SUCCEEDED.value]))
+        .distinct()
+    ).scalars()
+    return {index + 1 for index in rows}
 
 
 def claim(
@@ -320,6 +370,7 @@ def finish(
     error: str | None = None,
     images: list[dict[str, Any]] | None = None,
     upscale_method: str | None = None,
+    flagged: bool = False,
 ) -> Job | None:
     """Move a running job to a terminal state, once. ``owner=None`` finishes regardless of owner (reaper)."""
     assert state.is_terminal
@@ -335,6 +386,7 @@ def finish(
             result_key=result_key,
             error=error,
             upscale_method=upscale_method,
+            flagged=flagged,
             preview_key=None,  # the worker deletes its last preview: the result replaces it
             finished_at=func.now(),
         )
@@ -497,13 +549,15 @@ def stale(*, session: Session, heartbeat_for: timedelta, limit: int = 100) -> li
     )
 
 
-def queue_position(*, session: Session, job: Job) -> int:
-    """How many queued jobs in the same queue are ahead of this one (0: next)."""
-    return session.execute(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.queue == job.queue, Job.state == JobState.QUEUED.value, Job.id < job.id)
-    ).scalar_one()
+def live_counts(*, session: Session) -> list[tuple[str, str, str, int]]:
+    """``(model, lane, state, count)`` of the queued and running jobs: the queue depth (the
+    ``(state, queued_at)`` index serves it)."""
+    rows = session.execute(
+        select(Job.model, Job.lane, Job.state, func.count())
+        .where(Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+        .group_by(Job.model, Job.lane, Job.state)
+    ).all()
+    return [(model, lane, state, count) for model, lane, state, count in rows]
 
 
 def undelivered(*, session: Session, limit: int = 50) -> list[Job]:

@@ -26,13 +26,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Balance",
+    "Ban",
     "Base",
     "Entitlement",
+    "FilterTerm",
     "Grant",
     "Guild",
     "Image",
+    "ImagePolicy",
     "Job",
     "LedgerEntry",
+    "ModerationEvent",
     "RolePlan",
     "User",
 ]
@@ -66,10 +70,6 @@ class User(Base):
     default_aspect: Mapped[str | None] = mapped_column(String(16))
     default_stylize: Mapped[int | None] = mapped_column(Integer)
     stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # A ban (/admin ban): refused everywhere until unbanned.
-    banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    banned_by: Mapped[int | None] = mapped_column(BigInteger)
-    ban_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class Guild(Base):
@@ -91,6 +91,9 @@ class Job(Base):
         Index("ix_jobs_state_queued_at", "state", "queued_at"),
         Index("ix_jobs_undelivered", "delivered_state", "state"),
         Index("ix_jobs_user_lane_state", "user_id", "lane", "state"),
+        # Queue positions (queued jobs ahead in a model and lane) and ETAs (recent run times of a queue).
+        Index("ix_jobs_queued_by_queue", "queue", "id", postgresql_where=text("state = 'queued'")),
+        Index("ix_jobs_succeeded_by_queue", "queue", "finished_at", postgresql_where=text("state = 'succeeded'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -150,6 +153,11 @@ class Job(Base):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     delivery_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivery_error: Mapped[str | None] = mapped_column(Text)
+    #: What happens to images the safety classifier flags (``domain.moderation.ImageAction``), resolved
+    #: from the server's and channel's policy at submit; None: not checked.
+    image_action: Mapped[str | None] = mapped_column(String(8))
+    #: The classifier flagged the images and the policy said to send them behind a spoiler.
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Image(Base):
@@ -224,18 +232,94 @@ class LedgerEntry(Base):
 
 
 class Grant(Base):
-    """An admin's grant of a plan to a member, until ``expires_at`` (None: until revoked)."""
+    """An admin's grant of a plan to a member, until ``expires_at`` (None: until revoked), in one server
+    (``guild_id``) or, for the operators' grants, in every server (``guild_id`` None)."""
 
     __tablename__ = "grants"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
     plan: Mapped[str] = mapped_column(String(40))
     #: The admin's Discord id; None for the command line.
     granted_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Ban(Base):
+    """A member may not use the bot in one server (``guild_id``) or, banned by an operator, anywhere
+    (``guild_id`` None), until ``lifted_at``."""
+
+    __tablename__ = "bans"
+    __table_args__ = (Index("ix_bans_user_active", "user_id", "guild_id", postgresql_where=text("lifted_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    banned_by: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FilterTerm(Base):
+    """A server's change to the prompt filter: a term it blocks too (``block``) or lets through (``allow``).
+    ``term`` is normalised (``domain.moderation.normalize_term``); ``shown`` is what the admin typed."""
+
+    __tablename__ = "filter_terms"
+    __table_args__ = (CheckConstraint("kind IN ('block', 'allow')", name="kind"),)
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    term: Mapped[str] = mapped_column(String(80), primary_key=True)
+    shown: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(8))
+    set_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ImagePolicy(Base):
+    """What a server does with flagged images: in its ordinary channels (``scope`` server), its
+    age-restricted ones (``age_restricted``), or one channel (``channel``, ``channel_id``)."""
+
+    __tablename__ = "image_policies"
+    __table_args__ = (
+        CheckConstraint("scope IN ('server', 'age_restricted', 'channel')", name="scope"),
+        CheckConstraint("action IN ('allow', 'spoiler', 'block')", name="action"),
+    )
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: 0 unless ``scope`` is channel.
+    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    action: Mapped[str] = mapped_column(String(8))
+    set_by: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModerationEvent(Base):
+    """The audit log: a prompt the filter blocked, an image the classifier flagged (blocked or sent as a
+    spoiler). A member may appeal a blocked prompt once (``appealed_at``); ``/admin moderation`` lists them."""
+
+    __tablename__ = "moderation_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('prompt_blocked', 'image_blocked', 'image_spoiler')", name="kind"),
+        Index("ix_moderation_events_guild_id_id", "guild_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    #: The interaction refused (the Appeal button names it); None for an image.
+    interaction_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    term: Mapped[str | None] = mapped_column(String(80))
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    appealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RolePlan(Base):

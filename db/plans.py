@@ -2,6 +2,10 @@
 entitlements, bans and member settings; plus :func:`load_account`, everything a command needs to know
 about the member in one read.
 
+Grants and bans have a scope: a server (``guild_id``), where a server's admins gave them, or every server
+(``guild_id`` None), where an operator did. A member is on the grants and under the bans of the server they
+use the bot in, and of every server; role plans are per server.
+
 Like every ``db`` module these functions never commit; the caller owns the transaction.
 """
 
@@ -12,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db import jobs as jobs_db
+from db import moderation as moderation_db
 from db import quota
-from db.models import Balance, Entitlement, Grant, Job, RolePlan, User
+from db.models import Balance, Ban, Entitlement, Grant, Job, RolePlan, User
+from db.queue import queue_position
 from domain.errors import PlanError
+from domain.moderation import PromptFilter
 from domain.plans import Plan, PlanBook, PlanSource, ResolvedPlan, SourceKind, resolve_plan
 from domain.spec import JobState, Lane
 
@@ -27,6 +33,7 @@ __all__ = [
     "Account",
     "EntitlementInfo",
     "Requester",
+    "active_ban",
     "active_counts",
     "ban",
     "grant_plan",
@@ -88,6 +95,10 @@ class Account:
     balance: Balance
     #: Jobs waiting or running, per lane.
     active: dict[Lane, int] = field(default_factory=dict)
+    #: The ban in force where the member asked (this server's, or a global one), if any.
+    ban: Ban | None = None
+    #: The content filter of the server they asked in (``db.moderation.prompt_filter``).
+    prompt_filter: PromptFilter = field(default_factory=PromptFilter.build)
 
     @property
     def plan(self) -> Plan:
@@ -103,7 +114,11 @@ class Account:
 
     @property
     def banned(self) -> bool:
-        return self.user.banned_at is not None
+        return self.ban is not None
+
+    @property
+    def ban_reason(self) -> str | None:
+        return self.ban.reason if self.ban is not None else None
 
 
 # -- users -----------------------------------------------------------------------------------------------
@@ -142,20 +157,41 @@ def update_settings(*, session: Session, user_id: int, name: str | None = None, 
     return user
 
 
-def ban(*, session: Session, user_id: int, by: int | None, reason: str | None) -> User:
-    user = touch_user(session=session, user_id=user_id)
-    user.banned_at, user.banned_by, user.ban_reason = func.now(), by, (reason or None) and reason[:300]
+def _in_scope(column: Any, guild_id: int | None) -> Any:
+    """Rows of exactly this scope: one server's, or the global ones (``guild_id`` None)."""
+    return column.is_(None) if guild_id is None else column == guild_id
+
+
+def _applies_in(column: Any, guild_id: int | None) -> Any:
+    """Rows in force in this server: its own and the global ones (in a DM: the global ones)."""
+    return column.is_(None) if guild_id is None else (column.is_(None) | (column == guild_id))
+
+
+def ban(*, session: Session, user_id: int, guild_id: int | None, by: int | None, reason: str | None) -> Ban:
+    """Ban a member in one server (``guild_id``) or everywhere (None); replaces their ban of that scope."""
+    touch_user(session=session, user_id=user_id)
+    unban(session=session, user_id=user_id, guild_id=guild_id)
+    row = Ban(user_id=user_id, guild_id=guild_id, banned_by=by, reason=(reason or None) and reason[:300])
+    session.add(row)
     session.flush()
-    session.refresh(user)
-    return user
+    session.refresh(row)
+    return row
 
 
-def unban(*, session: Session, user_id: int) -> bool:
-    """Lift a ban; False when the user was not banned."""
+def unban(*, session: Session, user_id: int, guild_id: int | None) -> bool:
+    """Lift a member's ban of this scope; False when there was none."""
+    return bool(session.execute(
+        update(Ban).where(Ban.user_id == user_id, _in_scope(Ban.guild_id, guild_id), Ban.lifted_at.is_(None))
+        .values(lifted_at=func.now()).returning(Ban.id)
+    ).all())
+
+
+def active_ban(*, session: Session, user_id: int, guild_id: int | None) -> Ban | None:
+    """The ban that keeps the member from using the bot in ``guild_id`` (a global one first), or None."""
     return session.execute(
-        update(User).where(User.id == user_id, User.banned_at.is_not(None))
-        .values(banned_at=None, banned_by=None, ban_reason=None).returning(User.id)
-    ).scalar_one_or_none() is not None
+        select(Ban).where(Ban.user_id == user_id, _applies_in(Ban.guild_id, guild_id), Ban.lifted_at.is_(None))
+        .order_by(Ban.guild_id.is_not(None), Ban.id.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 # -- where plans come from ---------------------------------------------------------------------------------
@@ -163,35 +199,40 @@ def unban(*, session: Session, user_id: int) -> bool:
 
 def grant_plan(
     *, session: Session, user_id: int, plan: str, book: PlanBook, granted_by: int | None,
-    expires_at: datetime | None,
+    expires_at: datetime | None, guild_id: int | None = None,
 ) -> Grant:
-    """Give a member ``plan`` until ``expires_at`` (None: until revoked). Replaces their earlier grants."""
+    """Give a member ``plan`` until ``expires_at`` (None: until revoked), in one server (``guild_id``) or
+    everywhere (None). Replaces their earlier grant of the same scope."""
     book.get(plan)  # raises PlanError for an unknown plan
     touch_user(session=session, user_id=user_id)
-    revoke_grants(session=session, user_id=user_id)
-    grant = Grant(user_id=user_id, plan=book.get(plan).name, granted_by=granted_by, expires_at=expires_at)
+    revoke_grants(session=session, user_id=user_id, guild_id=guild_id)
+    grant = Grant(user_id=user_id, guild_id=guild_id, plan=book.get(plan).name, granted_by=granted_by,
+                  expires_at=expires_at)
     session.add(grant)
     session.flush()
     session.refresh(grant)
     return grant
 
 
-def revoke_grants(*, session: Session, user_id: int) -> int:
-    """End a member's active grants now; returns how many."""
+def revoke_grants(*, session: Session, user_id: int, guild_id: int | None = None) -> int:
+    """End a member's active grants of this scope (a server's, or the global ones) now; returns how many."""
     return len(session.execute(
         update(Grant)
-        .where(Grant.user_id == user_id, Grant.revoked_at.is_(None),
+        .where(Grant.user_id == user_id, _in_scope(Grant.guild_id, guild_id), Grant.revoked_at.is_(None),
                Grant.expires_at.is_(None) | (Grant.expires_at > func.now()))
         .values(revoked_at=func.now())
         .returning(Grant.id)
     ).all())
 
 
-def list_grants(*, session: Session, user_id: int, now: datetime) -> list[Grant]:
-    """A member's grants in force at ``now``."""
+def list_grants(*, session: Session, user_id: int, now: datetime, guild_id: int | None = None,
+                all_servers: bool = False) -> list[Grant]:
+    """A member's grants in force at ``now`` in ``guild_id`` (its own and the global ones), or in any
+    server (``all_servers``: what an operator sees)."""
+    scope = true() if all_servers else _applies_in(Grant.guild_id, guild_id)
     return list(session.execute(
         select(Grant)
-        .where(Grant.user_id == user_id, Grant.revoked_at.is_(None),
+        .where(Grant.user_id == user_id, scope, Grant.revoked_at.is_(None),
                Grant.expires_at.is_(None) | (Grant.expires_at > now))
         .order_by(Grant.id)
     ).scalars())
@@ -257,9 +298,11 @@ def plan_sources(*, session: Session, requester: Requester, user: User, book: Pl
                                    RolePlan.role_id.in_(requester.role_ids))
         ).scalars():
             sources.append(PlanSource(mapping.plan, SourceKind.ROLE, user.created_at, f"role <@&{mapping.role_id}>"))
-    for grant in list_grants(session=session, user_id=user.id, now=now):
+    for grant in list_grants(session=session, user_id=user.id, now=now, guild_id=requester.guild_id):
         until = f" until {grant.expires_at:%Y-%m-%d}" if grant.expires_at else ""
-        sources.append(PlanSource(grant.plan, SourceKind.GRANT, grant.created_at, f"granted{until}", grant.expires_at))
+        where = " here" if grant.guild_id is not None else ""
+        sources.append(PlanSource(grant.plan, SourceKind.GRANT, grant.created_at, f"granted{where}{until}",
+                                  grant.expires_at))
     return sources
 
 
@@ -279,7 +322,7 @@ def active_counts(*, session: Session, user_id: int) -> dict[Lane, int]:
 def load_account(*, session: Session, requester: Requester, book: PlanBook, now: datetime) -> Account:
     """Everything a command needs about the member, in one transaction. Creates the user row on first
     contact, records the entitlements Discord sent, resolves the plan and makes sure this period's
-    balance exists (with the plan's fast time)."""
+    balance exists (with the plan's fast time); with the ban and the content filter of where they asked."""
     user = touch_user(session=session, user_id=requester.user_id, name=requester.name or None)
     for entitlement in requester.entitlements:
         record_entitlement(session=session, entitlement=entitlement)
@@ -287,7 +330,9 @@ def load_account(*, session: Session, requester: Requester, book: PlanBook, now:
     resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
     balance = quota.ensure_balance(session=session, user_id=user.id, period=resolved.period, plan=resolved.plan)
     return Account(user=user, resolved=resolved, balance=balance,
-                   active=active_counts(session=session, user_id=user.id))
+                   active=active_counts(session=session, user_id=user.id),
+                   ban=active_ban(session=session, user_id=user.id, guild_id=requester.guild_id),
+                   prompt_filter=moderation_db.prompt_filter(session=session, guild_id=requester.guild_id))
 
 
 def user_jobs(*, session: Session, user_id: int, limit: int = 10) -> list[tuple[Job, int]]:
@@ -295,41 +340,61 @@ def user_jobs(*, session: Session, user_id: int, limit: int = 10) -> list[tuple[
     jobs = session.execute(
         select(Job).where(Job.user_id == user_id, Job.state.in_(_ACTIVE)).order_by(Job.id).limit(limit)
     ).scalars()
-    return [(job, jobs_db.queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0)
+    return [(job, queue_position(session=session, job=job) if job.state == JobState.QUEUED else 0)
             for job in jobs]
 
 
-def usage_report(*, session: Session, user_id: int, book: PlanBook, now: datetime) -> dict[str, Any]:
+def usage_report(
+    *, session: Session, user_id: int, book: PlanBook, now: datetime, requester: Requester | None = None,
+) -> dict[str, Any]:
     """What ``imagine admin usage`` and ``/admin usage`` show, as plain data (JSON-ready).
 
-    The plan is the one of the member's current balance (the bot resolved it, roles included); a member
-    the bot has not seen this period shows the plan their grants and subscriptions give.
+    Without ``requester`` (an operator): everywhere, the plan of the member's current balance (the bot
+    resolved it, roles included). With one (a server's admin): that server only (``requester.guild_id``,
+    the member's roles there): the plan they have there, their jobs there, the grants and ban in force there.
     """
     user = session.get(User, user_id)
     if user is None:
         raise PlanError(f"User {user_id} has never used the bot.")
-    balance = quota.current_balance(session=session, user_id=user_id, now=now)
-    if balance is None:
+    guild_id = requester.guild_id if requester is not None else None
+    balance = quota.current_balance(session=session, user_id=user_id, now=now) if requester is None else None
+    if balance is not None:
+        # A grant (or subscription) given since the bot last resolved the member's plan counts at once, as it
+        # will at their next command; a role plan the balance holds is kept (its rank is not lowered here).
         sources = plan_sources(session=session, requester=Requester(user_id), user=user, book=book, now=now)
         resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
-        balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
-                                       plan=resolved.plan)
+        held = book.plans.get(balance.plan)
+        if held is None or resolved.plan.rank > held.rank:
+            balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
+                                           plan=resolved.plan)
+    plan_name = balance.plan if balance is not None else None
+    if balance is None:
+        sources = plan_sources(session=session, requester=requester or Requester(user_id), user=user, book=book,
+                               now=now)
+        resolved = resolve_plan(book, sources, default_anchor=user.created_at, now=now)
+        plan_name = resolved.plan.name  # the plan they have here (a shared balance may show another's)
+        balance = quota.get_balance(session=session, user_id=user_id, period_start=resolved.period.start)
+        if balance is None:
+            balance = quota.ensure_balance(session=session, user_id=user_id, period=resolved.period,
+                                           plan=resolved.plan)
+    assert plan_name is not None
+    mine = [Job.user_id == user_id] + ([Job.guild_id == guild_id] if guild_id is not None else [])
     states = {state.value: 0 for state in JobState}
-    for state, count in session.execute(
-        select(Job.state, func.count()).where(Job.user_id == user_id).group_by(Job.state)
-    ):
+    for state, count in session.execute(select(Job.state, func.count()).where(*mine).group_by(Job.state)):
         states[state] = int(count)
     period_jobs = session.execute(
         select(func.count(), func.coalesce(func.sum(Job.gpu_ms), 0))
-        .where(Job.user_id == user_id, Job.period_start == balance.period_start)
+        .where(*mine, Job.period_start == balance.period_start)
     ).one()
-    grants = list_grants(session=session, user_id=user_id, now=now)
-    plan = book.plans.get(balance.plan)
+    grants = list_grants(session=session, user_id=user_id, now=now, guild_id=guild_id, all_servers=requester is None)
+    ban_row = active_ban(session=session, user_id=user_id, guild_id=guild_id)
+    plan = book.plans.get(plan_name)
     return {
         "user_id": user.id,
         "name": user.name,
-        "plan": balance.plan,
-        "plan_display_name": plan.display_name if plan else balance.plan,
+        "guild_id": str(guild_id) if guild_id is not None else None,
+        "plan": plan_name,
+        "plan_display_name": plan.display_name if plan else plan_name,
         "period": {
             "start": balance.period_start.isoformat(),
             "end": balance.period_end.isoformat() if balance.period_end else None,
@@ -347,11 +412,12 @@ def usage_report(*, session: Session, user_id: int, book: PlanBook, now: datetim
         "lane": user.lane,
         "grants": [
             {"plan": g.plan, "granted_at": g.created_at.isoformat(),
-             "expires_at": g.expires_at.isoformat() if g.expires_at else None}
+             "expires_at": g.expires_at.isoformat() if g.expires_at else None,
+             "guild_id": str(g.guild_id) if g.guild_id is not None else None}
             for g in grants
         ],
-        "banned": user.banned_at is not None,
-        "ban_reason": user.ban_reason,
+        "banned": ban_row is not None,
+        "ban_reason": ban_row.reason if ban_row is not None else None,
     }
 
 

@@ -3,8 +3,9 @@
 For each job of a request, under the member's row lock (``db.plans.lock_user``), so one member's submits
 happen one at a time and their limits are counted exactly:
 
-1. a job already made with the same idempotency key (a double click, a retried interaction) is returned
-   as it is, and nothing more is charged;
+1. a job already made with the same idempotency key (a retried interaction), or by the same button
+   clicked by the same member within :data:`domain.actions.DOUBLE_CLICK_S` (a double click), is returned as
+   it is, and nothing more is charged;
 2. the lane: from the member's chosen lane down (turbo, fast, relax), the first one the plan includes
    whose reservation fits what is left of the period's fast time (``db.quota.reserve``, a conditional
    UPDATE; relax reserves nothing);
@@ -20,26 +21,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import jobs as jobs_db
 from db import plans as plans_db
 from db import quota
 from db.models import Job
-from domain.costs import reserve_ms
+from db.queue import queue_position
 from domain.errors import BannedError, LimitError
-from domain.lanes import fallback_note, lanes_to_try, out_of_fast_time
+from domain.lanes import choose_lane
 from domain.plans import ResolvedPlan
 from domain.spec import queue_name
 
 __all__ = ["submit_jobs"]
-
-
-def _existing(session: Session, user_id: int, idem_key: str) -> Job | None:
-    return session.execute(
-        select(Job).where(Job.user_id == user_id, Job.idem_key == idem_key)
-    ).scalar_one_or_none()
 
 
 def submit_jobs(
@@ -62,28 +56,32 @@ def submit_jobs(
     first = new_jobs[0]
     plan, period = resolved.plan, resolved.period
     user = plans_db.lock_user(session=session, user_id=first.user_id, name=first.user_name or None)
-    if user.banned_at is not None:
-        raise BannedError(user.ban_reason)
+    ban = plans_db.active_ban(session=session, user_id=user.id, guild_id=first.guild_id)
+    if ban is not None:
+        raise BannedError(ban.reason)
     balance = quota.ensure_balance(session=session, user_id=user.id, period=period, plan=plan)
     active = plans_db.active_counts(session=session, user_id=user.id)
+
+    def hold(amount: int) -> bool:  # a conditional reservation on the period's balance
+        return quota.reserve(session=session, balance_id=balance.id, amount_ms=amount) is not None
+
+    def left() -> int:
+        session.refresh(balance)
+        return balance.left_ms
+
     out: list[tuple[Job, bool, int]] = []
     for new, estimate in zip(new_jobs, estimates, strict=True):
-        existing = _existing(session, user.id, new.idem_key)
+        existing = jobs_db.by_idem_key(session=session, user_id=user.id, idem_key=new.idem_key)
+        if existing is None and new.click_key is not None and new.interaction_id is not None:
+            existing = jobs_db.same_click(session=session, user_id=user.id, click_key=new.click_key,
+                                          interaction_id=new.interaction_id)
         if existing is not None:
-            out.append((existing, False, jobs_db.queue_position(session=session, job=existing)))
+            out.append((existing, False, queue_position(session=session, job=existing)))
             continue
 
-        # 2. The lane: the first one that fits, from the member's choice down.
-        lanes, note = lanes_to_try(new.lane, plan)
-        for index, lane in enumerate(lanes):
-            amount = reserve_ms(lane, estimate)
-            if amount == 0 or quota.reserve(session=session, balance_id=balance.id, amount_ms=amount) is not None:
-                if index:
-                    note = fallback_note(lanes[index - 1], lane, period)
-                break
-        else:
-            session.refresh(balance)
-            raise out_of_fast_time(plan, period, reserve_ms(lanes[-1], estimate), balance.left_ms)
+        # 2. The lane: the first one that fits, from the member's choice down (domain.lanes.choose_lane).
+        choice, amount = choose_lane(new.lane, plan, period, estimate, reserve=hold, left_ms=left)
+        lane, note = choice.lane, choice.note
 
         # 3. The plan's limit on jobs waiting or running in that lane.
         if active[lane] + 1 > plan.active_limit(lane):
@@ -108,5 +106,5 @@ def submit_jobs(
         if amount:
             quota.record(session=session, balance=balance, kind="reserve", amount_ms=amount, job_id=job.id,
                          idem_key=new.idem_key)
-        out.append((job, True, jobs_db.queue_position(session=session, job=job)))
+        out.append((job, True, queue_position(session=session, job=job)))
     return out

@@ -34,6 +34,7 @@ from domain.spec import GRID_SIZE, JobKind, JobSpec, JobState
 
 __all__ = [
     "CUSTOM_ID_PREFIX",
+    "DOUBLE_CLICK_S",
     "STRONG_STRENGTH",
     "SUBTLE_STRENGTH",
     "UPSCALE_FACTOR",
@@ -59,6 +60,9 @@ STRONG_STRENGTH = 0.75
 SUBTLE_STRENGTH = 0.35
 #: Every upscale button doubles each side.
 UPSCALE_FACTOR = 2
+#: Two clicks of one button by one member this close together (Discord's timestamps) are one double click:
+#: they make one job. Clicks further apart each make a job, as in Midjourney.
+DOUBLE_CLICK_S = 5.0
 
 
 class Action(StrEnum):

@@ -6,18 +6,19 @@ The file is TOML, read once at start-up::
 
     [models.sd15]
     source = "stable-diffusion-v1-5/stable-diffusion-v1-5"   # Hub id, local folder, or .safetensors file
-    family = "sd15"                                           # sd15 | sdxl
+    family = "sd15"                                           # sd15 sdxl sd3 flux flux2 zimage qwenimage
     aliases = ["5"]                                           # names accepted by --model / --v
-    width = 512                                               # native side; --ar keeps width*height near width**2
-    height = 512
+    width = 512                                               # default: the family's native side; --ar keeps
+    height = 512                                              # width*height; multiples of the family's pixel step
     steps = 30
-    guidance = 7.0
-    scheduler = "dpmpp_2m_karras"
+    guidance = 7.0                                            # default: the family's
+    scheduler = "dpmpp_2m_karras"                             # default: the family's; one the family offers
     preview = ""                                              # optional tiny VAE (TAESD) for live previews
     upscaler = ""                                             # optional Real-ESRGAN weights (.pth/.safetensors)
     upscale = "subtle"                                        # U1–U4: "subtle" (upscaler weights) or "creative"
 
-Relative paths are resolved against the folder holding the models file.
+Relative paths are resolved against the folder holding the models file. What each family can do is in
+:mod:`domain.capabilities`.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domain.capabilities import CAPABILITIES, SAMPLERS, Capabilities
 from domain.errors import CatalogError, UnknownModelError
 from domain.tomlfile import read_toml
 
-__all__ = ["FAMILIES", "SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
+__all__ = ["SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
 
-#: Model families and their native pixel budget (one side of the square).
-FAMILIES: dict[str, int] = {"sd15": 512, "sdxl": 1024}
-#: Sampler names accepted in the models file and by ``--sampler``.
-SCHEDULERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc")
+#: Sampler names accepted in the models file and by ``--sampler`` (each family offers some of them).
+SCHEDULERS = SAMPLERS
 #: Upscalers a model can give U1–U4: "subtle" (Real-ESRGAN-family weights via spandrel; Lanczos when none are
 #: configured) or "creative" (enlarge, then img2img with the same model at low strength).
 UPSCALE_MODES = ("subtle", "creative")
@@ -61,6 +61,11 @@ class ModelPreset:
     def pixel_budget(self) -> int:
         """Pixels of one native-size image: ``--ar`` keeps the area near this."""
         return self.width * self.height
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model's family can do (the family was checked when the file was read)."""
+        return CAPABILITIES[self.family]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +131,27 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
     if "source" not in table:
         raise CatalogError(f"model {name!r} has no `source`")
     family = str(table.get("family", "sd15"))
-    if family not in FAMILIES:
-        raise CatalogError(f"model {name!r}: family {family!r} is not one of {', '.join(FAMILIES)}")
-    side = FAMILIES[family]
-    scheduler = str(table.get("scheduler", "dpmpp_2m_karras"))
-    if scheduler not in SCHEDULERS:
-        raise CatalogError(f"model {name!r}: scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+    caps = CAPABILITIES.get(family)
+    if caps is None:
+        raise CatalogError(f"model {name!r}: family {family!r} is not one of {', '.join(CAPABILITIES)}")
+    scheduler = str(table.get("scheduler", caps.default_sampler))
+    if scheduler not in caps.samplers:
+        raise CatalogError(
+            f"model {name!r}: scheduler {scheduler!r} is not one of {', '.join(caps.samplers)} "
+            f"(the samplers of family {family!r})"
+        )
     upscale = str(table.get("upscale", "subtle"))
     if upscale not in UPSCALE_MODES:
         raise CatalogError(f"model {name!r}: upscale {upscale!r} is not one of {', '.join(UPSCALE_MODES)}")
     try:
-        return ModelPreset(
+        preset = ModelPreset(
             name=name,
             source=_resolve(str(table["source"]), base),
             family=family,
-            width=int(table.get("width", side)),
-            height=int(table.get("height", side)),
+            width=int(table.get("width", caps.native_side)),
+            height=int(table.get("height", caps.native_side)),
             steps=int(table.get("steps", 30)),
-            guidance=float(table.get("guidance", 7.0)),
+            guidance=float(table.get("guidance", caps.default_guidance)),
             scheduler=scheduler,
             aliases=tuple(str(a) for a in table.get("aliases", ())),
             preview=_resolve(str(table.get("preview", "")), base),
@@ -153,6 +161,17 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"model {name!r}: {exc}") from exc
+    step = caps.pixel_multiple
+    if preset.width <= 0 or preset.height <= 0 or preset.width % step or preset.height % step:
+        raise CatalogError(
+            f"model {name!r}: width and height must be positive multiples of {step} for family {family!r}, "
+            f"not {preset.width}x{preset.height}"
+        )
+    low, high = caps.guidance_range
+    if not low <= preset.guidance <= high:
+        raise CatalogError(f"model {name!r}: guidance {preset.guidance:g} is outside {low:g} to {high:g} "
+                           f"(family {family!r})")
+    return preset
 
 
 def parse_catalog(data: dict[str, Any], base: Path, path: Path | None = None) -> Catalog:

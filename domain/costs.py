@@ -2,12 +2,16 @@
 
 The estimate comes from a cost model per model family (or per model), in milliseconds on the GPU::
 
-    denoising  = ms_per_megapixel_step x megapixels x steps that run x images
+    denoising  = ms_per_megapixel_step x megapixels x steps that run x images x passes / usual passes
     upscaling  = upscale_ms_per_megapixel x output megapixels            (U1-U4, subtle)
     estimate   = overhead_ms + denoising (+ upscaling)
 
 Steps that run: ``steps`` cut by ``--stop``; for image-to-image (variations, creative upscales) only the
-``strength`` share of the schedule runs. The defaults below are for a current 24 GB card; operators
+``strength`` share of the schedule runs. Passes: a step's price is for the family's ordinary step (two
+model passes for classifier-free guidance, one for a guidance-distilled FLUX.1); a job that runs more or
+fewer (``domain.capabilities.passes_per_step``: FLUX.1 with ``--no`` runs true CFG, twice the work; a turbo
+model at guidance 0 half of a CFG step) is charged in proportion. The defaults below are for a current 24 GB
+card (orders of magnitude from published timings, not measured here); operators
 calibrate them in the plans file (``[costs.<family or model>]``) by comparing ``jobs.estimated_ms`` with
 ``jobs.gpu_ms`` (see docs/quotas.md).
 
@@ -19,8 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from domain.capabilities import passes_per_step, usual_passes
 from domain.spec import JobKind, JobSpec, Lane
+
+if TYPE_CHECKING:
+    from domain.capabilities import Capabilities
 
 __all__ = [
     "DEFAULT_COSTS",
@@ -42,7 +51,7 @@ _CREATIVE_STRENGTH = 0.35
 class CostModel:
     """GPU milliseconds per unit of work on this deployment's GPUs."""
 
-    #: One denoising step over one megapixel (classifier-free guidance included).
+    #: One denoising step over one megapixel, as the family usually runs it (CFG's two passes included).
     ms_per_megapixel_step: float
     #: Per job: text encoding, VAE decoding, moving images around.
     overhead_ms: float
@@ -50,10 +59,16 @@ class CostModel:
     upscale_ms_per_megapixel: float
 
 
-#: Defaults per family, measured orders of magnitude on a 24 GB card (SD 1.5 grid ~6 s, SDXL grid ~28 s).
+#: Defaults per family on a 24 GB card, orders of magnitude (SD 1.5 grid ~6 s, SDXL grid ~28 s, FLUX.1 [dev]
+#: 1024 px ~1 s a step an image, Qwen-Image 20B slowest). One entry per family of domain.capabilities.
 DEFAULT_COSTS: dict[str, CostModel] = {
     "sd15": CostModel(ms_per_megapixel_step=175.0, overhead_ms=400.0, upscale_ms_per_megapixel=100.0),
     "sdxl": CostModel(ms_per_megapixel_step=200.0, overhead_ms=1500.0, upscale_ms_per_megapixel=120.0),
+    "sd3": CostModel(ms_per_megapixel_step=300.0, overhead_ms=2000.0, upscale_ms_per_megapixel=120.0),
+    "flux": CostModel(ms_per_megapixel_step=900.0, overhead_ms=3000.0, upscale_ms_per_megapixel=120.0),
+    "flux2": CostModel(ms_per_megapixel_step=500.0, overhead_ms=2000.0, upscale_ms_per_megapixel=120.0),
+    "zimage": CostModel(ms_per_megapixel_step=700.0, overhead_ms=2000.0, upscale_ms_per_megapixel=120.0),
+    "qwenimage": CostModel(ms_per_megapixel_step=2200.0, overhead_ms=4000.0, upscale_ms_per_megapixel=120.0),
 }
 
 
@@ -64,13 +79,18 @@ def _steps_run(spec: JobSpec, strength: float | None = None) -> int:
     return steps
 
 
-def estimate_ms(spec: JobSpec, kind: JobKind, model: CostModel) -> int:
+def estimate_ms(
+    spec: JobSpec, kind: JobKind, model: CostModel, capabilities: Capabilities | None = None
+) -> int:
     """GPU milliseconds this job should take (before the lane's multiplier); always at least 1.
 
-    ``model`` is the cost model of the spec's model (:meth:`domain.plans.PlanBook.cost_model`).
+    ``model`` is the cost model of the spec's model (:meth:`domain.plans.PlanBook.cost_model`);
+    ``capabilities``, its family's, scale the step price by the passes this job's steps make.
     """
     megapixels = spec.width * spec.height / 1e6
     rate = model.ms_per_megapixel_step
+    if capabilities is not None:
+        rate *= passes_per_step(capabilities, spec) / usual_passes(capabilities)
     if kind is JobKind.UPSCALE:
         factor = spec.upscale_factor or 2
         out_megapixels = megapixels * factor * factor

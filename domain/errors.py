@@ -12,10 +12,14 @@ shown to them as it is (ephemerally in Discord, on stderr in the CLI).
         ├── BannedError        the user is banned
         ├── LimitError         too many jobs waiting or running in a lane
         ├── OutOfFastTimeError no fast time left, and the plan has no relax mode
-        └── NotAllowedError    the plan does not include this (relax, turbo, stealth), or not an admin
+        ├── NotAllowedError    the plan does not include this (relax, turbo, stealth), or not an admin
+        ├── PromptBlockedError the server's content filter blocked the prompt
+        └── SlowDownError      the member sends commands faster than the rate limit allows
 """
 
 from __future__ import annotations
+
+from domain.moderation import blocked_message
 
 __all__ = [
     "BannedError",
@@ -25,8 +29,10 @@ __all__ = [
     "NotAllowedError",
     "OutOfFastTimeError",
     "PlanError",
+    "PromptBlockedError",
     "PromptError",
     "RefusedError",
+    "SlowDownError",
     "UnknownModelError",
 ]
 
@@ -86,3 +92,21 @@ class OutOfFastTimeError(RefusedError):
 
 class NotAllowedError(RefusedError):
     """The plan does not include a feature, or the user may not run an (admin) command."""
+
+
+class PromptBlockedError(RefusedError):
+    """The content filter found a blocked term in the prompt (``domain.moderation``)."""
+
+    def __init__(self, term: str, prompt: str) -> None:
+        self.term, self.prompt = term, prompt
+        super().__init__(blocked_message(term))
+
+
+class SlowDownError(RefusedError):
+    """The member's command rate limit (a token bucket shared by every bot process) is used up for now."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        seconds = max(1, int(retry_after_s + 0.999))
+        super().__init__(f"Slow down: you're sending commands faster than this bot allows. "
+                         f"Try again in {seconds} s.")

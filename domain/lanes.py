@@ -5,13 +5,14 @@ GPU time), relax (free, served last). A lane the plan does not include is skippe
 fast time left cannot cover a job, it moves down a lane (turbo to fast, fast to relax) if the plan
 allows, with a note; when no lane is left the job is refused, and the message says how to get more.
 
-The submit transaction tries each lane with a conditional reservation (``db.submission``);
-:func:`assign_lanes` runs the same rules on a snapshot so the bot can refuse before it answers.
+:func:`choose_lane` holds that rule once: the submit transaction calls it with a conditional reservation
+(``db.submission``), :func:`assign_lanes` with a snapshot of the fast time left, so the bot can refuse
+before it answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from domain.costs import reserve_ms
@@ -23,6 +24,7 @@ __all__ = [
     "LaneChoice",
     "assign_lanes",
     "check_lane_allowed",
+    "choose_lane",
     "describe_lane",
     "fallback_note",
     "lanes_to_try",
@@ -86,23 +88,39 @@ def out_of_fast_time(plan: Plan, period: Period, needed_ms: int, left_ms: int) -
     )
 
 
+def choose_lane(
+    requested: Lane, plan: Plan, period: Period, estimate: int, *,
+    reserve: Callable[[int], bool], left_ms: Callable[[], int],
+) -> tuple[LaneChoice, int]:
+    """The lane of one job and the fast time it holds there.
+
+    From ``requested`` down, the first lane the plan includes whose reservation ``reserve(amount)`` accepts
+    (relax reserves nothing, so it always fits). Raises :class:`OutOfFastTimeError` (with ``left_ms()``)
+    when no lane can take the job.
+    """
+    lanes, first_note = lanes_to_try(requested, plan)
+    for index, lane in enumerate(lanes):
+        amount = reserve_ms(lane, estimate)
+        if amount == 0 or reserve(amount):
+            note = fallback_note(lanes[index - 1], lane, period) if index else first_note
+            return LaneChoice(lane, note), amount
+    raise out_of_fast_time(plan, period, reserve_ms(lanes[-1], estimate) or estimate, left_ms())
+
+
 def assign_lanes(requested: Lane, plan: Plan, period: Period, left_ms: int,
                  estimates: Sequence[int]) -> list[LaneChoice]:
     """The lane of each job of one request, given ``left_ms`` of fast time; raises
     :class:`OutOfFastTimeError` when one of them fits no lane (then none is submitted)."""
-    lanes, first_note = lanes_to_try(requested, plan)
-    choices: list[LaneChoice] = []
-    for estimate in estimates:
-        for index, lane in enumerate(lanes):
-            amount = reserve_ms(lane, estimate)
-            if amount <= left_ms:
-                left_ms -= amount
-                note = fallback_note(lanes[index - 1], lane, period) if index else first_note
-                choices.append(LaneChoice(lane, note))
-                break
-        else:
-            raise out_of_fast_time(plan, period, reserve_ms(lanes[-1], estimate) or estimate, left_ms)
-    return choices
+    left = [left_ms]
+
+    def take(amount: int) -> bool:
+        if amount > left[0]:
+            return False
+        left[0] -= amount
+        return True
+
+    return [choose_lane(requested, plan, period, estimate, reserve=take, left_ms=lambda: left[0])[0]
+            for estimate in estimates]
 
 
 def describe_lane(chosen: Lane, plan: Plan, left_ms: int) -> str:

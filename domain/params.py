@@ -6,9 +6,9 @@ numbers shown by ``imagine parse`` are the numbers that are rendered:
 
 * ``--s`` (stylize) lowers classifier-free guidance as it rises (:func:`guidance_for_stylize`);
 * ``--q`` (quality) scales the number of denoising steps (:func:`steps_for_quality`);
-* ``--c`` (chaos) spreads the guidance of the four images apart (:func:`image_guidance_scale`) and tells
-  the worker to perturb the text conditioning of images 2 to 4;
-* ``--style raw`` turns off the house negative prompt (:func:`effective_negative_prompt`).
+* ``--c`` (chaos) is carried in the spec; the worker perturbs each image's text conditioning with it
+  (``inference.pipelines.conditioning``).
+* ``--style raw`` turns off the house negative prompt (``domain.capabilities.negative_prompt_for``).
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from domain.catalog import SCHEDULERS
-
-if TYPE_CHECKING:
-    from domain.spec import JobSpec
 
 __all__ = [
     "CFG_RANGE",
     "CHAOS_RANGE",
-    "CHAOS_SPREAD",
-    "HOUSE_NEGATIVE",
+    "OLD_QUALITY_VALUES",
+    "OLD_STYLIZE_MAX",
     "PARAMS",
     "QUALITY_VALUES",
     "REPEAT_RANGE",
@@ -41,15 +38,14 @@ __all__ = [
     "WEIGHT_LIMIT",
     "Arity",
     "Param",
-    "effective_negative_prompt",
     "format_number",
     "guidance_for_stylize",
-    "image_guidance_scale",
     "lookup",
     "read_decimal",
     "read_int",
     "read_quality",
     "read_sampler",
+    "read_stylize",
     "steps_for_quality",
     "suggest",
 ]
@@ -61,6 +57,10 @@ STYLIZE_DEFAULT = 100
 CHAOS_RANGE = (0, 100)
 #: ``--q``: multiplies the model's step count (and so the GPU time and the cost).
 QUALITY_VALUES = (0.25, 0.5, 1.0, 2.0)
+#: ``--q`` values older Midjourney versions took (V1–V5); they run as the highest of ours, with a note.
+OLD_QUALITY_VALUES = (4.0, 5.0)
+#: The highest ``--s`` an older Midjourney took (V3: up to 60000); above ours it runs as ours, with a note.
+OLD_STYLIZE_MAX = 60_000
 #: ``--stop``: percentage of the denoising schedule to run.
 STOP_RANGE = (10, 100)
 #: ``--r``: jobs from one prompt (a plan may allow fewer).
@@ -70,10 +70,6 @@ STEPS_RANGE = (1, 150)
 CFG_RANGE = (0.0, 30.0)
 #: Multi-prompt weights (``a::2``) lie in ``[-WEIGHT_LIMIT, WEIGHT_LIMIT]``.
 WEIGHT_LIMIT = 100.0
-#: Chaos moves image ``i``'s guidance by ``chaos/100 * CHAOS_SPREAD[i]`` of itself.
-CHAOS_SPREAD = (0.0, -0.5, 0.5, 0.25)
-#: Added to the negative prompt unless ``--style raw``: the bot's house style is "clean".
-HOUSE_NEGATIVE = "lowres, blurry, jpeg artifacts, watermark, signature"
 
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -122,9 +118,9 @@ PARAMS: tuple[Param, ...] = (
     Param("q", "quality", Arity.VALUE, "--q 2", ("quality",)),
     Param("stop", "stop", Arity.VALUE, "--stop 80"),
     Param("tile", "tile", Arity.FLAG, "--tile"),
-    Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
     Param("style", "raw", Arity.VALUE, "--style raw"),
     Param("raw", "raw", Arity.FLAG, "--raw"),
+    Param("r", "repeat", Arity.VALUE, "--r 4", ("repeat",)),
     Param("model", "model", Arity.VALUE, "--model sdxl"),
     Param("v", "model", Arity.VALUE, "--v 6", ("version",)),
     Param("niji", "model", Arity.OPTIONAL, "--niji 6"),
@@ -137,8 +133,8 @@ PARAMS: tuple[Param, ...] = (
     Param("turbo", "lane", Arity.FLAG, "--turbo"),
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
-        Arity.FLAG, "hd", "test", "testp", "upbeta", "uplight", "upanime", "creative", "draft", "video", "loop",
-        "public", "stealth",
+        Arity.FLAG, "hd", "test", "testp", "beta", "upbeta", "uplight", "upanime", "remaster", "creative",
+        "draft", "video", "loop", "public", "stealth",
     ),
     *_ignored(
         Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",
@@ -210,14 +206,28 @@ def _in_range(number: N, low: float, high: float, expected: str) -> N:
 
 
 def read_quality(value: str) -> tuple[float, str | None]:
-    """One of :data:`QUALITY_VALUES`, and a note when Midjourney's ``4`` was turned into ``2``."""
+    """One of :data:`QUALITY_VALUES`, and a note when an older Midjourney's ``4`` or ``5`` became ``2``."""
     if _DECIMAL.fullmatch(value):
         number = float(value)
         if number in QUALITY_VALUES:
             return number, None
-        if number == 4:
-            return 2.0, "`--q 4` is not available here; used `--q 2`, the highest."
+        if number in OLD_QUALITY_VALUES:
+            return QUALITY_VALUES[-1], (
+                f"`--q {format_number(number)}` (older Midjourney versions) is not available here; "
+                "used `--q 2`, the highest."
+            )
     raise ValueError("use one of .25, .5, 1 or 2, like `--q 2`.")
+
+
+def read_stylize(value: str) -> tuple[int, str | None]:
+    """A stylize value; one an older Midjourney accepted above ours (up to 60000) is lowered, with a note."""
+    try:
+        return read_int(value, *STYLIZE_RANGE, "--s 250"), None
+    except ValueError:
+        if not _INT.fullmatch(value) or not STYLIZE_RANGE[1] < int(value) <= OLD_STYLIZE_MAX:
+            raise
+    number, high = int(value), STYLIZE_RANGE[1]
+    return high, f"`--s {number}` (older Midjourney versions) is above this bot's {high}; used `--s {high}`."
 
 
 def read_sampler(value: str) -> str:
@@ -249,21 +259,3 @@ def guidance_for_stylize(base_guidance: float, stylize: int | None) -> float:
     else:
         factor = 1.0 - 0.5 * (stylize - STYLIZE_DEFAULT) / (STYLIZE_RANGE[1] - STYLIZE_DEFAULT)
     return round(base_guidance * factor, 2)
-
-
-def image_guidance_scale(spec: JobSpec, index: int) -> float:
-    """Guidance for image ``index`` (0-3) of a grid: ``--c`` moves images 2-4 away from the job's guidance.
-
-    With ``--c 100`` and guidance 7 the four images use 7, 3.5, 10.5 and 8.75. Workers also add Gaussian
-    noise of standard deviation ``0.1 * chaos / 100`` (relative to the embedding's own) to the text
-    conditioning of images 2-4, seeded with their image seed.
-    """
-    spread = CHAOS_SPREAD[index % len(CHAOS_SPREAD)]
-    return round(spec.guidance_scale * (1.0 + spec.chaos / 100 * spread), 2)
-
-
-def effective_negative_prompt(spec: JobSpec) -> str:
-    """The negative prompt a worker conditions on: the user's, plus the house style unless ``--style raw``."""
-    if spec.raw:
-        return spec.negative_prompt
-    return ", ".join(part for part in (spec.negative_prompt, HOUSE_NEGATIVE) if part)

@@ -175,12 +175,12 @@ class PlanBook:
         return [sku for plan in self.ranked() for sku in plan.sku_ids]
 
     def cost_model(self, model: str, family: str) -> CostModel:
-        """The cost model of a model: its own ``[costs.<model>]``, else its family's, else sd15's."""
+        """The cost model of a model: its own ``[costs.<model>]``, else its family's (every family has a default)."""
         return self.costs.get(model) or self.costs.get(family) or DEFAULT_COSTS["sd15"]
 
     def estimate_ms(self, spec: JobSpec, kind: JobKind, preset: ModelPreset) -> int:
         """GPU milliseconds a job should take, from its model's cost model (before the lane multiplier)."""
-        return estimate_ms(spec, kind, self.cost_model(preset.name, preset.family))
+        return estimate_ms(spec, kind, self.cost_model(preset.name, preset.family), preset.capabilities)
 
 
 # -- periods ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Reading a prompt, in order:
    is prompt text. Midjourney parameters this bot lacks are dropped with a note.
 4. Merge the slash-command options; an option that disagrees with an inline parameter is an error.
 5. Image URLs at the start are set aside; ``a::2 b::-0.5`` becomes weighted parts.
-6. Resolve against the model: size, steps, guidance, sampler; give every job a concrete seed.
+6. Resolve against the model: size, steps, guidance, sampler; fit the job to what the model's family can
+   do (``domain.capabilities.fit``: dropped with a note, or refused); give every job a concrete seed.
 
 :func:`canonical_prompt` prints a spec back as a prompt that :func:`parse_prompt` reads as the same spec.
 Every error is a :class:`~domain.errors.PromptError` whose message says what to change.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.aspect import parse_aspect, size_for_aspect
+from domain.capabilities import fit
 from domain.catalog import Catalog, ModelPreset
 from domain.errors import PromptError
 from domain.params import (
@@ -46,6 +48,7 @@ from domain.params import (
     read_int,
     read_quality,
     read_sampler,
+    read_stylize,
     steps_for_quality,
     suggest,
 )
@@ -63,6 +66,7 @@ __all__ = [
     "main_parse",
     "parse_prompt",
     "spec_json",
+    "split_canonical",
 ]
 
 #: The most characters of prompt text and negative prompt together, parameters not counted.
@@ -307,14 +311,23 @@ def _find_niji(catalog: Catalog, version: str | None) -> ModelPreset | None:
     return None
 
 
-def _value(key: str, value: str, catalog: Catalog, notes: list[str]) -> Any:
-    """Read ``value`` for setting ``key``; raises ValueError with a reason (or PromptError for models)."""
+def _value(key: str, value: str, catalog: Catalog, notes: list[str], *, pasted: bool = True) -> Any:
+    """Read ``value`` for setting ``key``; raises ValueError with a reason (or PromptError for models).
+
+    ``pasted``: the value was written in the prompt, where values older Midjourney versions took are lowered
+    to ours with a note; a typed option was bounded by Discord and is only checked again.
+    """
     if key == "aspect":
         return parse_aspect(value)
     if key == "seed":
         return read_int(value, 0, MAX_SEED, "--seed 42")
     if key == "stylize":
-        return read_int(value, *STYLIZE_RANGE, "--s 250")
+        if not pasted:
+            return read_int(value, *STYLIZE_RANGE, "--s 250")
+        stylize, note = read_stylize(value)
+        if note:
+            notes.append(note)
+        return stylize
     if key == "chaos":
         return read_int(value, *CHAOS_RANGE, "--c 20")
     if key == "quality":
@@ -377,7 +390,7 @@ def _option_settings(
             settings[key] = (bool(raw), label)
             continue
         try:
-            settings[key] = (_value(key, text.strip(), catalog, notes), label)
+            settings[key] = (_value(key, text.strip(), catalog, notes, pasted=False), label)
         except ValueError as exc:
             raise PromptError(f"{label}: {exc}") from None
     return settings
@@ -562,6 +575,8 @@ def _resolve(
         tile=settings.get("tile", False),
         raw=settings.get("raw", False),
     )
+    spec, dropped_by_model = fit(spec, preset.capabilities, model=preset.name)
+    notes.extend(dropped_by_model)
     return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
 
 
@@ -701,6 +716,22 @@ def canonical_prompt(spec: JobSpec, catalog: Catalog) -> str:
     if spec.sampler and (preset is None or spec.sampler != preset.scheduler):
         parts.append(f"--sampler {spec.sampler}")
     return " ".join(parts)
+
+
+_FIRST_PARAM = re.compile(r"(?:^|\s)--[A-Za-z]")
+
+
+def split_canonical(prompt: str) -> tuple[str, str]:
+    """A canonical prompt's text and its parameters (with their leading space):
+    ``"a fox --ar 16:9 --seed 1"`` -> ``("a fox", " --ar 16:9 --seed 1")``.
+
+    Safe on canonical prompts only: their text holds no word that reads as a parameter (the parser took
+    those), so the first ``--name`` starts the parameters.
+    """
+    match = _FIRST_PARAM.search(prompt)
+    if match is None:
+        return prompt, ""
+    return prompt[: match.start()], prompt[match.start():]
 
 
 # Inspection: `imagine parse "PROMPT"`.

@@ -85,6 +85,7 @@ class JobSpec:
     quality: float = 1.0
     stop: int = 100
     tile: bool = False
+    #: ``--style raw``: no house negative prompt (``domain.capabilities.negative_prompt_for``).
     raw: bool = False
     images: int = GRID_SIZE
     #: Source image for img2img kinds (vary, creative upscale): a storage key.

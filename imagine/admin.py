@@ -1,9 +1,14 @@
 """``imagine admin``: plans and usage from the command line, for operators.
 
     imagine admin plans [--json]                            the plans of PLANS_FILE
-    imagine admin grant --user ID --plan NAME [--days N]    give a member a plan (replaces their grant)
+    imagine admin grant --user ID --plan NAME [--days N]    give a member a plan (replaces their grant; a member
+                                                            who never used the bot gets it from their first use)
     imagine admin revoke --user ID                          end a member's grant now
     imagine admin usage --user ID [--json]                  plan, period, fast time, jobs by state
+    imagine admin ban --user ID [--reason TEXT]             keep a member from using the bot anywhere
+    imagine admin unban --user ID                           lift an operator's (global) ban
+
+Like the operators' ``/admin`` commands, these act everywhere: their grants and bans apply in every server.
 
 They work on the database of the running bot: ``DATABASE_URL``, or with none set, the embedded PostgreSQL
 under ``DATA_DIR`` that ``imagine run`` uses (attached to while ``imagine run`` holds it, started and
@@ -121,16 +126,24 @@ def cmd_plans(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
-    from db import plans as plans_db
-
     book = _plans(settings)
     plan = book.get(args.plan)  # an unknown plan is refused before the database is touched
     expires_at = grant_expiry(datetime.now(UTC), args.days)
-    grant = _run(settings, plans_db.grant_plan, user_id=args.user, plan=plan.name, book=book, granted_by=None,
-                 expires_at=expires_at)
+    grant, seen = _run(settings, _grant, user_id=args.user, plan=plan.name, book=book, expires_at=expires_at)
     until = f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else "until revoked"
-    print(f"granted {plan.name} ({plan.display_name}) to {args.user} {until}")
+    first = "" if seen else " (they have not used the bot yet: the plan is theirs from their first command)"
+    print(f"granted {plan.name} ({plan.display_name}) to {args.user} {until}{first}")
     return 0
+
+
+def _grant(*, session: Any, user_id: int, plan: str, book: PlanBook, expires_at: datetime | None) -> tuple[Any, bool]:
+    """Grant in one transaction; also says whether the member had used the bot before."""
+    from db import plans as plans_db
+    from db.models import User
+
+    seen = session.get(User, user_id) is not None
+    return plans_db.grant_plan(session=session, user_id=user_id, plan=plan, book=book, granted_by=None,
+                               expires_at=expires_at), seen
 
 
 def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
@@ -161,6 +174,28 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ban(settings: Settings, args: argparse.Namespace) -> int:
+    from db import plans as plans_db
+
+    _run(settings, plans_db.ban, user_id=args.user, guild_id=None, by=None, reason=args.reason)
+    print(f"banned {args.user} everywhere" + (f" ({args.reason})" if args.reason else ""))
+    return 0
+
+
+def cmd_unban(settings: Settings, args: argparse.Namespace) -> int:
+    from db import plans as plans_db
+
+    lifted = _run(settings, plans_db.unban, user_id=args.user, guild_id=None)
+    print(f"unbanned {args.user}" if lifted else f"{args.user} had no global ban")
+    return 0
+
+
+def _reason(value: str) -> str:
+    if not value.strip() or len(value) > 300 or "\x00" in value:
+        raise argparse.ArgumentTypeError("the reason must be 1 to 300 characters, without null characters")
+    return value.strip()
+
+
 def add_admin_parser(sub: Any, settings_factory: Callable[[], Settings]) -> None:
     """Add ``imagine admin …`` to the CLI's subcommands."""
     admin = sub.add_parser("admin", help="plans, grants and usage (operators)")
@@ -187,3 +222,12 @@ def add_admin_parser(sub: Any, settings_factory: Callable[[], Settings]) -> None
     usage.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
     usage.add_argument("--json", action="store_true", help="as JSON")
     bind(usage, cmd_usage)
+
+    ban = commands.add_parser("ban", help="keep a member from using the bot in every server")
+    ban.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
+    ban.add_argument("--reason", type=_reason, default=None, help="shown to them when they try")
+    bind(ban, cmd_ban)
+
+    unban = commands.add_parser("unban", help="lift a member's global ban")
+    unban.add_argument("--user", required=True, type=_user_id, help="the member's Discord user id")
+    bind(unban, cmd_unban)

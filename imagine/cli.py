@@ -38,9 +38,10 @@ def _settings() -> Settings:
         raise SettingsError(f"{name}: {first['msg']}") from exc
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
+def _configure_logging(settings: Settings) -> None:
+    from imagine.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require_token()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     return run_all(settings)
 
 
@@ -57,7 +58,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.require_token()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, broker_url = require_urls(settings)
     return run_bot_forever(settings, database_url, broker_url)
 
@@ -66,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from imagine.runner import require_urls, run_worker
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, broker_url = require_urls(settings)
     return run_worker(settings, database_url, broker_url, queues=args.queues)
 
@@ -77,7 +78,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from imagine.runner import require_urls
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     database_url, _ = require_urls(settings, need_broker=False)
     check_database(database_url)
     upgrade(database_url, args.revision)
@@ -89,7 +90,7 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     from inference.tiny import write_tiny_model
 
     models_file = write_tiny_model(Path(args.dir))
-    print(f"wrote a tiny model; use it with MODELS_FILE={models_file}")
+    print(f"wrote tiny models of every family; use them with MODELS_FILE={models_file}")
     return 0
 
 
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
-    tiny = sub.add_parser("tiny-model", help="write a tiny random-weight model for offline tests")
+    tiny = sub.add_parser("tiny-model", help="write tiny random-weight models of every family for offline tests")
     tiny.add_argument("dir")
     tiny.set_defaults(func=cmd_tiny_model)
     generate = sub.add_parser("generate", help="render one grid locally")

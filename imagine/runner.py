@@ -8,14 +8,19 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagine.checks import StartupError, check_database, check_redis
 from imagine.settings import Settings
 
-__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_bot_until_stopped", "run_worker"]
+if TYPE_CHECKING:
+    from domain.catalog import Catalog
+
+__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_bot_until_stopped", "run_worker",
+           "servable_queues"]
 
 log = logging.getLogger(__name__)
+
 
 def require_urls(settings: Settings, *, need_broker: bool = True) -> tuple[str, str]:
     if not settings.database_url:
@@ -26,25 +31,46 @@ def require_urls(settings: Settings, *, need_broker: bool = True) -> tuple[str, 
 
 
 async def run_bot(settings: Settings, database_url: str, broker_url: str, **client_options: Any) -> None:
-    """Run the bot and the reaper until the bot is closed (SIGINT/SIGTERM close it cleanly)."""
-    from bot.client import ImagineBot
+    """Run the bot and the reaper until the bot is closed (SIGINT/SIGTERM close it cleanly); ``/metrics``
+    and ``/healthz`` on ``BOT_METRICS_PORT`` meanwhile."""
+    from bot.client import create_bot
     from bot.services import BotServices
     from inference.reaper import Reaper
 
     services = BotServices.create(settings, database_url=database_url, broker_url=broker_url)
-    bot = ImagineBot(services, **client_options)
+    bot = create_bot(services, **client_options)
     reaper = Reaper(services.sessions, services.celery, interval_s=settings.reaper_interval_s,
                     heartbeat_s=settings.heartbeat_s, max_attempts=settings.max_attempts)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+    monitoring = serve_bot_monitoring(bot, settings.metrics_host, settings.bot_metrics_port) \
+        if settings.bot_metrics_port else None
     reaper.start()
     try:
         async with bot:
             await bot.start(settings.require_token())
     finally:
         await asyncio.to_thread(reaper.stop)
+        if monitoring is not None:
+            monitoring.close()
+
+
+def serve_bot_monitoring(bot: Any, host: str, port: int) -> Any:
+    """The bot's ``/metrics`` (its own metrics and the queue depth from PostgreSQL) and ``/healthz`` (connected
+    to the gateway; database reachable)."""
+    from prometheus_client import REGISTRY
+
+    from bot.metrics import QueueDepthCollector
+    from imagine.monitoring import serve_monitoring
+
+    def gateway() -> str | None:
+        return None if bot.is_ready() and not bot.is_closed() else "not connected to the Discord gateway"
+
+    checks = {"discord": gateway, "database": lambda: check_database(bot.services.database_url, timeout=2.0)}
+    return serve_monitoring(host, port, collectors=[REGISTRY, QueueDepthCollector(bot.services.sessions)],
+                            checks=checks)
 
 
 def run_bot_until_stopped(settings: Settings, database_url: str, broker_url: str) -> None:
@@ -75,29 +101,41 @@ def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> i
 
 
 def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues: str | None = None) -> int:
-    """A Celery worker: prefork, ``WORKER_CONCURRENCY`` processes (one per GPU), the queues of its models.
+    """A Celery worker: prefork, one process per ``WORKER_DEVICES`` entry (one by default), the queues of its
+    models, and ``/metrics`` + ``/healthz`` on ``WORKER_METRICS_PORT``.
 
-    Each child loads its models before it takes a job (so the load never counts against
-    ``JOB_TIMEOUT_S``); a child that cannot load them stops the worker, which exits with one line
-    (:class:`StartupError`) instead of retrying forever.
+    Every model of those queues is checked first (:func:`inference.modelcheck.check_model`: its family and
+    its files, without importing torch or loading weights); one that cannot load is reported in one line and
+    its queues are not served. Each child then loads its models before it takes a job (so the load never
+    counts against ``JOB_TIMEOUT_S``); a child that cannot load them stops the worker, which exits with one
+    line (:class:`StartupError`) instead of retrying forever.
     """
+    _require_worker_extra()
+    if settings.worker_metrics_port:
+        _multiprocess_metrics_dir()  # before prometheus_client is imported, in this process and the children
     from celery import signals
 
     from domain.catalog import load_catalog
     from inference import worker
     from inference.celery_app import all_queues, create_celery
+    from inference.safety import SafetyConfig
     from inference.tasks import register_tasks
 
     check_database(database_url)
     check_redis(broker_url)
     catalog = load_catalog(settings.models_path)
-    wanted = queues or settings.worker_queues or ",".join(all_queues(catalog))
-    models = worker.served_models(wanted)
-    unknown = [name for name in models if name not in catalog.names]
-    if unknown:
-        raise StartupError(f"the worker's queues name models that {settings.models_path} lacks: {', '.join(unknown)}")
-    worker.configure(settings, catalog, database_url)
-    app = create_celery(settings, broker_url)
+    wanted = servable_queues(catalog, (queues or settings.worker_queues or ",".join(all_queues(catalog))).split(","))
+    models = [preset.name for preset in map(catalog.find, worker.served_models(",".join(wanted))) if preset]
+    devices = settings.worker_device_list
+    safety = None
+    if settings.image_safety_model:  # checked by each process when it loads it, on its first checked job
+        safety = SafetyConfig(settings.image_safety_model, settings.unsafe_labels, settings.image_safety_threshold)
+    worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety,
+                     heartbeat_s=settings.heartbeat_s, max_attempts=settings.max_attempts,
+                     job_timeout_s=settings.job_timeout_s)
+    app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s,
+                        model_load_timeout_s=settings.model_load_timeout_s,
+                        broker_key_prefix=settings.broker_key_prefix)
     register_tasks(app)
     refusals_r, refusals_w = os.pipe()
 
@@ -121,19 +159,23 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     argv = [
         "worker",
         "--pool=prefork",
-        f"--concurrency={settings.worker_concurrency}",
-        f"--queues={wanted}",
+        f"--concurrency={max(1, len(devices))}",
+        f"--queues={','.join(wanted)}",
         f"--loglevel={settings.log_level}",
         "--without-gossip",
         "--without-mingle",
-        "--hostname=imagine@%h",
+        # Unique per worker process, so several workers on one host never share a node name (or its pidbox).
+        f"--hostname=imagine-{os.getpid()}@%h",
     ]
+    monitoring = _serve_worker_monitoring(settings, database_url, broker_url) if settings.worker_metrics_port else None
     try:
         app.worker_main(argv)
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             raise
     finally:
+        if monitoring is not None:
+            monitoring.close()
         os.close(refusals_w)
         os.set_blocking(refusals_r, False)
         try:
@@ -144,6 +186,72 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
         if reason:
             raise StartupError(f"the worker refused to start: {reason} (check MODELS_FILE)")
     return 0
+
+
+def servable_queues(catalog: Catalog, queues: list[str]) -> list[str]:
+    """``queues`` less those of models that cannot load (each reported in one line). Queues that name no
+    model (``<model>.<lane>``) are kept as they are. Raises :class:`StartupError` when none is left."""
+    from inference.modelcheck import check_model  # reads files only: quick, and safe in the parent
+
+    problems: dict[str, str | None] = {}
+    kept: list[str] = []
+    for queue in (q.strip() for q in queues):
+        if not queue:
+            continue
+        preset = catalog.find(queue.rsplit(".", 1)[0]) if "." in queue else None
+        if preset is not None and preset.name not in problems:
+            problems[preset.name] = check_model(preset)
+            if problems[preset.name]:
+                log.error("model %s cannot be loaded: %s; its queues are not served", preset.name,
+                          problems[preset.name])
+        if preset is None or not problems[preset.name]:
+            kept.append(queue)
+    if not kept:
+        raise StartupError("no model of this worker's queues can be loaded (see the lines above)")
+    return kept
+
+
+def _require_worker_extra() -> None:
+    import importlib.util
+
+    missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartupError(
+            f"`imagine worker` needs {' and '.join(missing)}: install the worker extra"
+            " (pip install 'imagine-bot[worker]') or use the worker image (docker/worker.Dockerfile)"
+        )
+
+
+def _multiprocess_metrics_dir() -> None:
+    """Point prometheus-client's multiprocess mode at an empty folder: each prefork child writes its samples
+    there, the parent's ``/metrics`` sums them. A folder given in ``PROMETHEUS_MULTIPROC_DIR`` is emptied
+    (samples of a previous run would be counted again)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if "prometheus_client" in sys.modules and not given:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was set")
+    if given:
+        folder = Path(given)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imagine-metrics-")
+
+
+def _serve_worker_monitoring(settings: Settings, database_url: str, broker_url: str) -> Any:
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from imagine.monitoring import serve_monitoring
+
+    checks = {
+        "database": lambda: check_database(database_url, timeout=2.0),
+        "broker": lambda: check_redis(broker_url, timeout=2.0),
+    }
+    return serve_monitoring(settings.metrics_host, settings.worker_metrics_port,
+                            collectors=[MultiProcessCollector(None)], checks=checks)
 
 
 def run_all(settings: Settings) -> int:

@@ -11,22 +11,29 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import jobs as jobs_db
+from db import moderation as moderation_db
+from db.models import Job
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
+from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
 from inference.dispatch import stale_after
+from inference.joblog import job_logging
+from inference.metrics import observe_finished
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from inference.context import WorkerContext
     from inference.pipelines import RenderResult
-    from inference.worker import WorkerContext
+    from inference.safety import SafetyClassifier
 
 __all__ = ["run_job"]
 
@@ -38,6 +45,8 @@ PROGRESS_EVERY_S = 1.0
 PREVIEW_WEBP: dict[str, Any] = {"format": "WEBP", "quality": 75, "method": 0}
 #: How long a finished job keeps trying to record its result while the database is unreachable.
 FINISH_RETRY_S = 120.0
+#: The message of a job whose images the safety classifier flagged where the policy blocks them.
+BLOCKED = "This image was blocked by this server's image filter. Try a different prompt."
 
 
 def _png(image: Image) -> bytes:
@@ -56,7 +65,11 @@ class _Heartbeat(threading.Thread):
         self.cancelled = threading.Event()
 
     def run(self) -> None:
-        while not self.stop_event.wait(self.ctx.settings.heartbeat_s):
+        with job_logging(self.job_id):
+            self._beat()
+
+    def _beat(self) -> None:
+        while not self.stop_event.wait(self.ctx.heartbeat_s):
             try:
                 with self.ctx.sessions() as session, session.begin():
                     alive = jobs_db.heartbeat(session=session, job_id=self.job_id, owner=self.ctx.owner)
@@ -75,24 +88,26 @@ class _Progress:
     logged and the job goes on.
     """
 
-    def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat) -> None:
+    def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat, *, previews: bool = True) -> None:
         self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
         #: The job's time limit (``JOB_TIMEOUT_S``), from the start of its compute: the model is loaded
         #: before (``inference.worker.preload``), and the pipeline stops at the next step past it.
-        self.deadline = time.monotonic() + ctx.settings.job_timeout_s
+        self.deadline = time.monotonic() + ctx.job_timeout_s
         self.timed_out = False
+        #: False for a job whose images are checked when done: a preview would show them unchecked.
+        self.previews = previews
         self.last = 0.0
         self.preview_key: str | None = None
 
     def want_preview(self, step: int) -> bool:
-        return time.monotonic() - self.last >= PROGRESS_EVERY_S
+        return self.previews and time.monotonic() - self.last >= PROGRESS_EVERY_S
 
     def __call__(self, step: int, total: int, preview: Image | None) -> None:
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY_S and step < total:
             return
         self.last = now
-        preview_key = self._store_preview(step, preview) if preview is not None else None
+        preview_key = self._store_preview(step, preview) if preview is not None and self.previews else None
         try:
             with self.ctx.sessions() as session, session.begin():
                 alive = jobs_db.record_progress(
@@ -145,11 +160,6 @@ class _Progress:
         return self.ctx.stopping is not None and self.ctx.stopping.is_set()
 
 
-def owner_name() -> str:
-    """How this process names itself as a job's owner: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def owner_is_dead(owner: str) -> bool:
     """True when ``owner`` is a process on this host that no longer exists (a killed worker child).
 
@@ -170,9 +180,15 @@ def owner_is_dead(owner: str) -> bool:
 
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     """Run a job if we can claim it. Returns the final state, None when someone else has the job, or
-    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again)."""
-    stale = stale_after(ctx.settings.heartbeat_s)
-    max_attempts = ctx.settings.max_attempts
+    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (it waits, unpublished,
+    until one of their jobs ends). Every line logged meanwhile carries the job id."""
+    with job_logging(job_id):
+        return _run_job(ctx, job_id)
+
+
+def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
+    stale = stale_after(ctx.heartbeat_s)
+    max_attempts = ctx.max_attempts
     with ctx.sessions() as session, session.begin():
         current = jobs_db.owner_of(session=session, job_id=job_id)
         dead = [current] if current is not None and owner_is_dead(current) else []
@@ -195,15 +211,25 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
         jobs_db.notify(session=session, job_id=job_id)
         spec = JobSpec.from_dict(job.spec)
         kind = JobKind(job.kind)
+        wait_s = (job.started_at - job.queued_at).total_seconds() if job.started_at else None
+        where = {"user_id": job.user_id, "guild_id": job.guild_id, "channel_id": job.channel_id,
+                 "prompt": job.prompt}
+        action = ImageAction(job.image_action) if job.image_action else ImageAction.ALLOW
 
     heartbeat = _Heartbeat(ctx, job_id)
     heartbeat.start()
-    progress = _Progress(ctx, job_id, heartbeat)
+    # Images checked when done show no previews: a preview would show them before the check.
+    checked = action is not ImageAction.ALLOW and ctx.safety_config is not None
+    progress = _Progress(ctx, job_id, heartbeat, previews=not checked)
+    cause = None
     try:
-        state, fields = _render(ctx, job_id, kind, spec, progress)
+        check = _ImageCheck(ctx.safety_classifier(), action) if checked else None
+        state, fields = _render(ctx, job_id, kind, spec, progress, check=check)
+        if progress.timed_out:
+            cause = "time_limit"
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        state, fields = JobState.FAILED, {"error": _user_error(exc)}
+        state, fields, cause = JobState.FAILED, {"error": _user_error(exc)}, failure_cause(exc)
     finally:
         heartbeat.stop_event.set()
 
@@ -213,20 +239,32 @@ def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
             handed = jobs_db.hand_back(session=session, job_id=job_id, owner=ctx.owner)
         log.info("job %s: handed back at shutdown%s", job_id, "" if handed else " (it was no longer ours)")
         return None
+    event = fields.pop("moderation", None)
     try:
-        finished = _finish(ctx, job_id, state, fields)
+        finished = _finish(ctx, job_id, state, fields, event={**where, "kind": event} if event else None)
     finally:
         progress.discard()
-    if not finished:
+    if finished is None:
         log.warning("job %s: lost the claim before finishing; result dropped", job_id)
         return None
-    log.info("job %s: %s (%s ms)", job_id, state.value, fields.get("gpu_ms"))
+    log.info("job %s: %s (%s ms on %s)", job_id, state.value, fields.get("gpu_ms"), ctx.device_label)
+    observe_finished(
+        model=spec.model, lane=finished.lane, kind=kind.value, state=state.value, device=ctx.device_label,
+        wait_s=wait_s, run_s=_seconds_between(finished.started_at, finished.finished_at),
+        gpu_ms=finished.gpu_ms, charged_ms=finished.charged_ms, cause=cause,
+    )
     return state
 
 
-def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any]) -> bool:
-    """Record the outcome, retrying while the database is briefly unreachable: the GPU work is done and
-    must not be lost to a restart of PostgreSQL. Returns False when the job is no longer ours."""
+def _seconds_between(start: Any, end: Any) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, Any],
+            event: dict[str, Any] | None = None) -> Job | None:
+    """Record the outcome (and, for flagged images, the audit row), retrying while the database is briefly
+    unreachable: the GPU work is done and must not be lost to a restart of PostgreSQL. Returns the finished
+    row, or None when the job is no longer ours."""
     delay = 0.5
     deadline = time.monotonic() + FINISH_RETRY_S
     while True:
@@ -234,8 +272,10 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
             with ctx.sessions() as session, session.begin():
                 done = jobs_db.finish(session=session, job_id=job_id, state=state, owner=ctx.owner, **fields)
                 if done is not None:
+                    if event is not None:
+                        moderation_db.record_event(session=session, job_id=job_id, **event)
                     jobs_db.notify(session=session, job_id=job_id)
-                return done is not None
+                return done
         except OperationalError:
             if time.monotonic() + delay > deadline:
                 raise
@@ -244,14 +284,28 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
             delay = min(delay * 2, 5.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _ImageCheck:
+    """The safety classifier and what to do with the job's flagged images."""
+
+    classifier: SafetyClassifier
+    action: ImageAction
+
+
 def _render(
-    ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress
+    ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, progress: _Progress,
+    *, check: _ImageCheck | None = None,
 ) -> tuple[JobState, dict[str, Any]]:
-    """Run the job's pipeline and store its images; returns the final state and the fields to finish with.
+    """Run the job's pipeline, check its images (``check``) and store them; returns the final state and the
+    fields to finish with.
 
     - imagine, reroll: a grid from the prompt;
     - vary: a grid of image-to-image variations of ``spec.init_image`` (drawn at the spec's size);
     - upscale: one image, ``spec.init_image`` enlarged ``spec.upscale_factor`` times (``spec.upscale_mode``).
+
+    Images the classifier flags are not stored when the action is block: the job fails with
+    :data:`BLOCKED` (so its fast time is refunded); with spoiler they are stored and the job is ``flagged``.
+    The fields then carry ``moderation``, the audit event to write with the finish.
     """
     from inference.pipelines import JobCancelled, render_grid, render_variations, upscale_image
 
@@ -283,9 +337,19 @@ def _render(
         if progress.handed_back:
             return JobState.QUEUED, {}
         if progress.timed_out:
-            log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.settings.job_timeout_s)
-            return JobState.FAILED, {"error": timeout_error(ctx.settings.job_timeout_s)}
+            log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.job_timeout_s)
+            return JobState.FAILED, {"error": timeout_error(ctx.job_timeout_s)}
         return JobState.CANCELLED, {}
+
+    flagged = False
+    if check is not None:
+        drawn = [upscaled.image] if kind is JobKind.UPSCALE else list(result.images)
+        flagged = check.classifier.flagged(drawn)
+        if flagged and check.action is ImageAction.BLOCK:
+            log.info("job %s: images flagged and blocked", job_id)
+            gpu_ms = upscaled.gpu_ms if kind is JobKind.UPSCALE else result.gpu_ms
+            return JobState.FAILED, {"error": BLOCKED, "gpu_ms": gpu_ms, "moderation": "image_blocked"}
+    marks: dict[str, Any] = {"flagged": True, "moderation": "image_spoiler"} if flagged else {}
 
     if kind is JobKind.UPSCALE:
         image = upscaled.image
@@ -294,8 +358,9 @@ def _render(
         row = {"index": 0, "seed": spec.seed, "storage_key": key, "width": image.width, "height": image.height}
         return JobState.SUCCEEDED, {
             "gpu_ms": upscaled.gpu_ms, "result_key": key, "images": [row], "upscale_method": upscaled.method,
+            **marks,
         }
-    return JobState.SUCCEEDED, _store_grid(ctx, job_id, result)
+    return JobState.SUCCEEDED, {**_store_grid(ctx, job_id, result), **marks}
 
 
 def _source_image(ctx: WorkerContext, spec: JobSpec) -> Image:
@@ -324,6 +389,18 @@ def timeout_error(limit_s: int) -> str:
     """What the member reads when their job ran past the worker's time limit."""
     return (f"This job took longer than the {limit_s} seconds a job may run, so it was stopped. Nothing was "
             "charged. The same settings would take as long again: try fewer --steps, a smaller --ar or a lower --q.")
+
+
+def failure_cause(exc: Exception) -> str:
+    """A short, bounded label for the failures metric."""
+    name = type(exc).__name__
+    if "OutOfMemory" in name:
+        return "out_of_memory"
+    if isinstance(exc, ImageNotFoundError):
+        return "source_missing"
+    if name in ("SoftTimeLimitExceeded", "TimeLimitExceeded"):
+        return "time_limit"
+    return name
 
 
 def _user_error(exc: Exception) -> str:

@@ -1,4 +1,7 @@
-"""Sampler names of the models file (``domain.catalog.SCHEDULERS``) as diffusers schedulers.
+"""Sampler names of the models file (``domain.capabilities``) as diffusers schedulers, per kind of model.
+
+Two tables: :data:`SD_SCHEDULERS` for the noise-predicting UNets (SD 1.5, SDXL) and :data:`FLOW_SCHEDULERS`
+for the flow-matching DiTs (SD 3, FLUX, Z-Image, Qwen-Image); each family names its table.
 
 Every scheduler is built fresh for each job with ``from_config`` from the model's own scheduler config,
 so that the noise schedule (betas, timestep spacing) stays the model's and only the sampling method
@@ -8,12 +11,15 @@ variant) are always given explicitly.
 The schedulers returned here also keep the model's latest estimate of the *clean* latents in
 ``scheduler.denoised`` (what k-diffusion calls ``denoised``; diffusers' ``pred_original_sample``). Live
 previews and ``--stop`` decode that estimate: the noisy latents of an unfinished run decode to noise,
-while the estimate decodes to a soft, less detailed version of the final picture.
+while the estimate decodes to a soft, less detailed version of the final picture. A flow-matching model
+predicts the velocity ``v = noise - x0`` at noise level ``sigma`` (``x = (1 - sigma) x0 + sigma noise``), so
+its estimate is ``x - sigma v``.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from diffusers import (
@@ -21,15 +27,18 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
     UniPCMultistepScheduler,
 )
 
-from domain.catalog import SCHEDULERS
+from domain.capabilities import FLOW_SAMPLERS, SD_SAMPLERS
 
-__all__ = ["make_scheduler"]
+__all__ = ["FLOW_SCHEDULERS", "SD_SCHEDULERS", "Samplers", "make_scheduler"]
 
 #: sampler name -> (scheduler class, settings that define the sampler)
-_SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
+Samplers = Mapping[str, tuple[type[Any], dict[str, Any]]]
+
+SD_SCHEDULERS: Samplers = {
     "euler": (EulerDiscreteScheduler, {"use_karras_sigmas": False}),
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
     "dpmpp_2m": (
@@ -43,7 +52,13 @@ _SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
     "ddim": (DDIMScheduler, {}),
     "unipc": (UniPCMultistepScheduler, {"predict_x0": True, "use_karras_sigmas": False}),
 }
-assert set(_SAMPLERS) == set(SCHEDULERS), "inference.schedulers and domain.catalog disagree on sampler names"
+#: The flow-matching samplers; the model's own config keeps its shift (and dynamic shifting).
+FLOW_SCHEDULERS: Samplers = {
+    "euler": (FlowMatchEulerDiscreteScheduler, {"stochastic_sampling": False}),
+}
+assert tuple(SD_SCHEDULERS) == SD_SAMPLERS and tuple(FLOW_SCHEDULERS) == FLOW_SAMPLERS, (
+    "inference.schedulers and domain.capabilities disagree on sampler names"
+)
 
 
 def _keeping_denoised(cls: type[Any]) -> type[Any]:
@@ -51,16 +66,23 @@ def _keeping_denoised(cls: type[Any]) -> type[Any]:
 
     Euler, Euler ancestral and DDIM return the estimate as ``pred_original_sample``; the multistep solvers
     (DPM-Solver++ and UniPC in their x0-predicting forms, the ones built here) keep it as the newest entry
-    of ``model_outputs``. ``step`` keeps the signature of the original (``functools.wraps``), because
+    of ``model_outputs``; flow-matching Euler returns neither, so it is ``sample - sigma * model_output``
+    at the sigma of the step just taken. ``step`` keeps the signature of the original (``functools.wraps``), because
     pipelines inspect it to decide whether to pass ``generator`` and ``eta``.
     """
     original_step = cls.step
+    flow = issubclass(cls, FlowMatchEulerDiscreteScheduler)
 
     @functools.wraps(original_step)
-    def step(self: Any, *args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
-        output = original_step(self, *args, return_dict=True, **kwargs)
-        denoised = getattr(output, "pred_original_sample", None)
-        self.denoised = denoised if denoised is not None else self.model_outputs[-1]
+    def step(self: Any, model_output: Any, timestep: Any, sample: Any, *args: Any, return_dict: bool = True,
+             **kwargs: Any) -> Any:
+        output = original_step(self, model_output, timestep, sample, *args, return_dict=True, **kwargs)
+        if flow:
+            sigma = self.sigmas[self.step_index - 1].to(sample.device)
+            self.denoised = (sample.float() - sigma * model_output.float()).to(model_output.dtype)
+        else:
+            denoised = getattr(output, "pred_original_sample", None)
+            self.denoised = denoised if denoised is not None else self.model_outputs[-1]
         return output if return_dict else (output.prev_sample,)
 
     # Same name and module as the original: diffusers' bookkeeping (``pipe.config.scheduler``) is unchanged.
@@ -68,16 +90,19 @@ def _keeping_denoised(cls: type[Any]) -> type[Any]:
 
 
 #: scheduler class -> its subclass that keeps ``denoised``, built once.
-_KEEPING_DENOISED = {cls: _keeping_denoised(cls) for cls, _ in _SAMPLERS.values()}
+_KEEPING_DENOISED = {
+    cls: _keeping_denoised(cls) for table in (SD_SCHEDULERS, FLOW_SCHEDULERS) for cls, _ in table.values()
+}
 
 
-def make_scheduler(name: str, config: Any) -> Any:
-    """A new scheduler for sampler ``name`` with the noise schedule of ``config`` (a scheduler config).
+def make_scheduler(name: str, config: Any, samplers: Samplers = SD_SCHEDULERS) -> Any:
+    """A new scheduler for sampler ``name`` of ``samplers`` (a family's table) with the noise schedule of
+    ``config`` (the model's scheduler config).
 
-    Raises :class:`ValueError` for a name that is not one of ``domain.catalog.SCHEDULERS``.
+    Raises :class:`ValueError` for a name that is not in ``samplers``.
     """
     try:
-        cls, settings = _SAMPLERS[name]
+        cls, settings = samplers[name]
     except KeyError:
-        raise ValueError(f"sampler {name!r} is not one of {', '.join(SCHEDULERS)}") from None
+        raise ValueError(f"sampler {name!r} is not one of {', '.join(samplers)}") from None
     return _KEEPING_DENOISED[cls].from_config(config, **settings)

@@ -2,7 +2,7 @@
 
     ImageStore           the interface: put / get / exists / delete / url_for
     ├── LocalImageStore  a folder on disk (``file://`` URLs and plain paths); the default
-    ├── S3ImageStore     an S3-compatible bucket (AWS, MinIO, R2, ...); needs boto3, which is not a dependency
+    ├── S3ImageStore     an S3-compatible bucket (AWS, MinIO, R2, ...) through boto3
     └── MemoryImageStore a dict, for tests
 
 Build one from the configured URL with :func:`open_store`::
@@ -12,7 +12,7 @@ Build one from the configured URL with :func:`open_store`::
 
 Keys are relative, slash-separated paths of letters, digits, ``.``, ``_`` and ``-`` (``jobs/42/grid.png``);
 anything else, ``..`` above all, raises :class:`ValueError`, so a key can never leave the store.
-This module imports neither torch nor boto3 (the bot imports it).
+This module imports neither torch nor boto3 (the bot imports it; boto3 is imported when an ``s3://`` store is opened).
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def open_store(url: str) -> ImageStore:
 
 def _s3_client(*, endpoint_url: str | None, region: str | None) -> Any:
     try:
-        import boto3  # not a dependency: only deployments that store images in S3 install it
+        import boto3  # imported only when an s3:// store is opened
     except ImportError:
         raise RuntimeError(
             "the image store is an s3:// URL, but boto3 is not installed: run `pip install boto3`"

@@ -1,59 +1,59 @@
-"""What a worker process holds: settings, database sessions, the image store and the loaded pipelines.
+"""The worker process's context (:class:`~inference.context.WorkerContext`), built once per process.
 
-``imagine worker`` calls :func:`configure` in the parent process; each prefork child then builds its own
-engine and loads its models lazily on first use (never touch CUDA or a DB pool in the parent).
+``imagine worker`` calls :func:`configure` in the parent process with plain values; each prefork child then
+builds its own engine, takes its device (``inference.devices``) and loads its models lazily on first use (never
+touch CUDA or a DB pool in the parent).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import make_engine, make_sessionmaker
 from domain.catalog import Catalog
-from imagine.settings import Settings
-from inference.runner import owner_name
-from inference.storage import ImageStore, open_store
+from inference.context import WorkerContext, owner_name
+from inference.devices import claim_device, process_index
+from inference.safety import SafetyConfig
+from inference.storage import open_store
 
-__all__ = ["WorkerContext", "configure", "context", "hand_back_after", "preload", "served_models"]
+__all__ = ["configure", "context", "hand_back_after", "preload", "served_models"]
+
+log = logging.getLogger(__name__)
 
 
-@dataclass
-class WorkerContext:
-    settings: Settings
+@dataclass(frozen=True, slots=True)
+class _Config:
     catalog: Catalog
     database_url: str
-    sessions: sessionmaker[Session]
-    store: ImageStore
-    owner: str
-    pipelines: Any = field(default=None)  # inference.pipelines.PipelineCache, created on first job
-    #: Set (in the parent, shared with the children) when a stopping worker's grace period is over: the
-    #: running job is handed back (``inference.runner``). None outside a worker process.
-    stopping: Any = field(default=None)
-
-    def pipeline_cache(self) -> Any:
-        if self.pipelines is None:
-            from inference.pipelines import PipelineCache
-
-            self.pipelines = PipelineCache()
-        return self.pipelines
+    store_url: str
+    devices: tuple[str, ...]
+    safety: SafetyConfig | None
+    heartbeat_s: float
+    max_attempts: int
+    job_timeout_s: int
 
 
-_config: tuple[Settings, Catalog, str] | None = None
+_config: _Config | None = None
 _stopping: Any = None
 _context: WorkerContext | None = None
 _context_pid: int | None = None
 
 
-def configure(settings: Settings, catalog: Catalog, database_url: str) -> None:
-    """Remember what each worker process needs; cheap, safe before fork."""
+def configure(catalog: Catalog, database_url: str, store_url: str, *, devices: tuple[str, ...] = (),
+              safety: SafetyConfig | None = None, heartbeat_s: float = 5.0, max_attempts: int = 3,
+              job_timeout_s: int = 900) -> None:
+    """Remember what each worker process needs; cheap, safe before fork. ``devices``: one per prefork
+    process (see ``inference.devices``); empty: every process uses the default device. ``safety``: the
+    image safety classifier, loaded by each process on its first checked job. ``heartbeat_s``,
+    ``max_attempts`` and ``job_timeout_s``: see :class:`~inference.context.WorkerContext`."""
     global _config, _context, _stopping
     import multiprocessing
 
-    _config = (settings, catalog, database_url)
+    _config = _Config(catalog, database_url, store_url, tuple(devices), safety, heartbeat_s, max_attempts,
+                      job_timeout_s)
     _context = None
     _stopping = multiprocessing.get_context("fork").Event()  # made before fork: the children share it
 
@@ -75,16 +75,24 @@ def context() -> WorkerContext:
     if _config is None:
         raise RuntimeError("inference.worker.configure() was not called")
     if _context is None or _context_pid != os.getpid():
-        settings, catalog, database_url = _config
+        config = _config
+        device = claim_device(config.devices, process_index())
         _context = WorkerContext(
-            settings=settings,
-            catalog=catalog,
-            database_url=database_url,
-            sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
-            store=open_store(settings.image_store_url),
+            catalog=config.catalog,
+            database_url=config.database_url,
+            sessions=make_sessionmaker(make_engine(config.database_url, pool_size=2)),
+            store=open_store(config.store_url),
             owner=owner_name(),
+            device=device.name if device else None,
+            torch_device=device.torch_device if device else None,
+            safety_config=config.safety,
+            heartbeat_s=config.heartbeat_s,
+            max_attempts=config.max_attempts,
+            job_timeout_s=config.job_timeout_s,
             stopping=_stopping,
         )
+        if device is not None:
+            log.info("worker process %s runs its jobs on %s", os.getpid(), device.name)
         _context_pid = os.getpid()
     return _context
 
@@ -102,7 +110,6 @@ def served_models(queues: str) -> list[str]:
 def preload(model_names: list[str]) -> None:
     """Load these models into this process's pipeline cache, at the child's start: the load is done
     before the first job, so it never counts against a job's time limit."""
-    import logging
     import time
 
     ctx = context()
@@ -110,4 +117,4 @@ def preload(model_names: list[str]) -> None:
     for name in model_names:
         started = time.monotonic()
         cache.text_to_image(ctx.catalog.get(name))
-        logging.getLogger(__name__).info("model %s loaded in %.1fs", name, time.monotonic() - started)
+        log.info("model %s loaded in %.1fs", name, time.monotonic() - started)

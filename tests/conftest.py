@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.s3 import S3Server, start_s3_server
 from tests.support.services import (
     WorkerProcess,
     drop_database,
@@ -61,6 +62,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis") / "dump.rdb")
     yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3-compatible server (moto's server mode) for the S3 image store."""
+    server = start_s3_server()
+    yield server
     server.stop()
 
 

@@ -160,3 +160,14 @@ def test_admin_works_on_the_embedded_database_that_imagine_run_holds(data_root: 
                 ("standard",)]
     finally:
         held.stop()
+
+
+def test_ban_and_unban_act_everywhere(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    user = next_id()
+    banned = admin(capsys, "ban", "--user", str(user), "--reason", "spam")
+    assert banned == (0, f"banned {user} everywhere (spam)\n", "")
+    code, out, _ = admin(capsys, "usage", "--user", str(user), "--json")
+    assert code == 0 and json.loads(out)["ban_reason"] == "spam"
+    assert admin(capsys, "ban", "--user", str(user), "--reason", "")[0] == 2  # refused by argparse
+    assert admin(capsys, "unban", "--user", str(user)) == (0, f"unbanned {user}\n", "")
+    assert admin(capsys, "unban", "--user", str(user)) == (0, f"{user} had no global ban\n", "")

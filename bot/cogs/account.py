@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -73,7 +73,13 @@ def info_content(info: Info) -> str:
     plan, balance, period = account.plan, account.balance, account.resolved.period
     source = account.resolved.source.detail
     lines = [f"**Plan:** {plan.display_name}" + (f" ({source})" if source else "")]
-    if period.end is not None:
+    ends = account.resolved.source.expires_at
+    if ends is not None and (period.end is None or ends <= period.end):
+        # A grant that ends before its period would renew: say when it ends, not a renewal it will not see.
+        last_day = ends - timedelta(microseconds=1)
+        lines.append(f"**Ends:** {last_day.astimezone(UTC):%Y-%m-%d} (<t:{int(ends.timestamp())}:R>), the last day "
+                     "of this grant; then the plan your roles or subscription give, or the default one")
+    elif period.end is not None:
         lines.append(f"**Renews:** {_day(period.end)}")
     else:
         lines.append("**Renews:** never (this plan's fast time is given once)")
@@ -93,7 +99,7 @@ def info_content(info: Info) -> str:
         lines.append(f"**Jobs:** {running} running, {waiting}{more} waiting")
         lines += [_job_line(job, position) for job, position in info.jobs[:_JOBS_SHOWN]]
     if account.banned:
-        lines.append(f"**Banned:** {account.user.ban_reason or 'yes'}")
+        lines.append(f"**Banned:** {account.ban_reason or 'yes'}")
     return "\n".join(lines)
 
 

@@ -4,23 +4,32 @@ Each click (but the recipe) is a job whose parent is the image it works on (``jo
 What job a button makes is decided by :mod:`domain.actions`; this module reads the parent from the database,
 submits the child and posts its message.
 
-Who may click: anyone who can see the message. The job is the clicker's: it is queued in their lane,
-charged to their plan, and its message mentions them. (Midjourney lets only the author use their buttons;
-on a self-hosted server building on each other's images is the point, and nobody can spend another
-member's time this way.) The recipe answers only the clicker. Cancel, under a queued or running job, is
-the one button only the job's own member may use: a queued job is cancelled at once and refunded, a running
-one stops at its worker's next step (then refunded); its message then says "(cancelled)", with no buttons.
+Who may click: anyone who can see the message, in the channel where the job was made (a custom_id copied
+or forged to name a job of another server or channel is refused), except on a stealth job, whose buttons
+(its recipe included) are its owner's alone (``bot.moderation.check_click``). The job is the clicker's: it
+is queued in their lane, charged to their plan, and its message mentions them. (Midjourney lets only the
+author use their buttons; on a self-hosted server building on each other's images is the point, and nobody
+can spend another member's time this way.) The recipe answers only the clicker. Cancel, under a queued or
+running job, is the one button only the job's own member may use: a queued job is cancelled at once and
+refunded, a running one stops at its worker's next step (then refunded); its message then says
+"(cancelled)", with no buttons.
 
 A click, answered within Discord's 3 seconds:
 
 1. a custom_id this bot did not make: an ephemeral message at once;
 2. acknowledge (a deferred update: nothing shows yet);
-3. read the parent job and image; refuse a job that failed, was cancelled or is gone, a tile out of range,
-   an image no longer stored (ephemerally: no job, no charge);
-4. a job already made from this (message, button, member) is not made again: a double click makes one job;
+3. read the parent job and image; refuse a job of another channel or someone else's stealth job, one that
+   failed, was cancelled or is gone, a tile out of range, an image no longer stored (ephemerally: no job,
+   no charge);
+4. a second click of the same button by the same member within ``DOUBLE_CLICK_S`` (Discord's timestamps) is
+   a double click: it makes no second job. Every other click makes a new job, as in Midjourney (🔄, V1–V4
+   and Vary draw a new seed each time). U1–U4 on a tile the clicker already upscaled (waiting, running or
+   done) points to that upscale instead: the same tile, method and seed give the same pixels, so drawing
+   it again would only spend their GPU time;
 5. the clicker's plan: refuse what it already shows would be refused (banned, no fast time, too many jobs);
 6. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
-   with that message, and hand it to :mod:`bot.delivery` as /imagine does.
+   with that message, and hand it to :mod:`bot.delivery` as /imagine does. A used U button turns blurple
+   on the grid (the grid's components are edited), as Midjourney marks it.
 """
 
 from __future__ import annotations
@@ -37,10 +46,12 @@ from discord.ext import commands
 from sqlalchemy.orm import Session
 
 from bot.accounts import load_account, precheck
-from bot.render import JobView, Recipe, job_detail, job_title, recipe_content
-from bot.submission import submit_jobs, token_expiry
+from bot.components import grid_view
+from bot.metrics import observe_ack
+from bot.moderation import Clicker, check_click
+from bot.render import Recipe, job_detail, recipe_content
+from bot.submission import new_job, placeholder, submit_jobs
 from db import jobs as jobs_db
-from db.jobs import NewJob
 from domain.actions import (
     ALREADY_FINISHED,
     IMAGE_GONE,
@@ -56,7 +67,7 @@ from domain.actions import (
 )
 from domain.errors import DomainError
 from domain.prompt import canonical_prompt
-from domain.spec import MAX_SEED, JobKind, JobSpec, JobState, queue_name
+from domain.spec import MAX_SEED, JobKind, JobSpec, JobState
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -66,11 +77,11 @@ __all__ = ["Buttons"]
 
 log = logging.getLogger(__name__)
 
-ALREADY_CLICKED = "You already clicked that button; its job is below."
 SOMETHING_WRONG = "Something went wrong on our side. Please try again in a moment."
 CANCELLING = "Cancelling… the job stops at its next step."
 #: Upscales followed back from an image to the grid it came from (the recipe); a guard, not a real limit.
 _MAX_LINEAGE = 32
+_GRIDS = frozenset({JobKind.IMAGINE, JobKind.REROLL, JobKind.VARY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +95,19 @@ class _Click:
     lineage_image_id: int | None
     #: The image number shown on the child's message (U2 -> 2), when the source is a grid tile.
     image_number: int | None
-    #: The job already made by this member from this button, if any.
-    existing_job_id: int | None
+    #: The job this member made from this button moments ago (a double click), if any.
+    double_click_of: int | None
+    #: The source image's row id, and the tiles of the grid already upscaled (by anyone).
+    image_id: int
+    upscaled: frozenset[int]
 
 
-def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str) -> _Click:
+def _read_click(*, session: Session, ref: ButtonRef, clicker: Clicker, click_key: str, interaction_id: int) -> _Click:
     parent = jobs_db.get(session=session, job_id=ref.job_id)
     if parent is None:
         raise ButtonError(JOB_GONE)
+    check_click(parent, clicker)  # made in this channel; not someone else's stealth job
+    user_id = clicker.user_id
     check_parent(JobState(parent.state))
     kind = JobKind(parent.kind)
     images = jobs_db.images_of(session=session, job_id=parent.id)
@@ -99,23 +115,45 @@ def _read_click(*, session: Session, ref: ButtonRef, user_id: int, idem_key: str
     lineage: int | None = image.id
     if ref.action is Action.REROLL and kind is JobKind.VARY:
         lineage = parent.parent_image_id  # the rerolled variations vary the same source again
-    existing = jobs_db.by_idem_key(session=session, user_id=user_id, idem_key=idem_key)
+    existing = jobs_db.same_click(session=session, user_id=user_id, click_key=click_key,
+                                  interaction_id=interaction_id)
+    upscaled = frozenset(jobs_db.upscaled_tiles(session=session, job_id=parent.id)) if kind in _GRIDS else frozenset()
     return _Click(
         parent_kind=kind,
         parent_spec=JobSpec.from_dict(parent.spec),
         source=SourceImage(image.storage_key, image.seed, image.width, image.height),
         lineage_image_id=lineage,
         image_number=image.index + 1 if kind is not JobKind.UPSCALE else None,
-        existing_job_id=existing.id if existing is not None else None,
+        double_click_of=existing.id if existing is not None else None,
+        image_id=image.id,
+        upscaled=upscaled,
     )
 
 
-def _request_cancel(*, session: Session, ref: ButtonRef, user_id: int) -> JobState:
+@dataclass(frozen=True, slots=True)
+class _Upscaled:
+    """Where a member's earlier upscale of a tile is shown."""
+
+    job_id: int
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+
+
+def _earlier_upscale(*, session: Session, user_id: int, image_id: int, mode: str | None) -> _Upscaled | None:
+    job = jobs_db.upscale_of(session=session, user_id=user_id, image_id=image_id, mode=mode)
+    if job is None:
+        return None
+    return _Upscaled(job.id, job.guild_id, job.channel_id, job.message_id)
+
+
+def _request_cancel(*, session: Session, ref: ButtonRef, clicker: Clicker) -> JobState:
     """Cancel the clicker's own job: ``CANCELLED`` (it was queued), or ``RUNNING`` (its worker will stop it)."""
     job = jobs_db.get(session=session, job_id=ref.job_id)
     if job is None:
         raise ButtonError(JOB_GONE)
-    check_cancel(owner_id=job.user_id, user_id=user_id, state=JobState(job.state))
+    check_click(job, clicker)
+    check_cancel(owner_id=job.user_id, user_id=clicker.user_id, state=JobState(job.state))
     state = jobs_db.request_cancel(session=session, job_id=job.id)
     if state is None:  # it ended between the read and the update
         raise ButtonError(ALREADY_FINISHED)
@@ -132,10 +170,11 @@ class _RecipeRows:
     variation_strength: float | None
 
 
-def _read_recipe(*, session: Session, ref: ButtonRef) -> _RecipeRows:
+def _read_recipe(*, session: Session, ref: ButtonRef, clicker: Clicker) -> _RecipeRows:
     job = jobs_db.get(session=session, job_id=ref.job_id)
     if job is None:
         raise ButtonError(JOB_GONE)
+    check_click(job, clicker)  # a stealth job's recipe is its owner's alone
     check_parent(JobState(job.state))
     images = jobs_db.images_of(session=session, job_id=job.id)
     image = images[source_index(ref, JobKind(job.kind), len(images))]
@@ -173,9 +212,10 @@ class Buttons(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # acknowledged; the job's own message follows
+        observe_ack(interaction, "button")
         try:
             if ref.action is Action.RECIPE:
-                await interaction.followup.send(await self._recipe(ref), ephemeral=True)
+                await interaction.followup.send(await self._recipe(ref, Clicker.of(interaction)), ephemeral=True)
             elif ref.action is Action.CANCEL:
                 await self._cancel(interaction, ref)
             else:
@@ -190,10 +230,13 @@ class Buttons(commands.Cog):
     async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
         services = self.bot.services
         message_id = interaction.message.id if interaction.message is not None else 0
-        idem_key = f"button:{message_id}:{ref.custom_id}"
-        click = await services.db.run(_read_click, ref=ref, user_id=interaction.user.id, idem_key=idem_key)
-        if click.existing_job_id is not None:
-            raise ButtonError(ALREADY_CLICKED)
+        click_key = f"button:{message_id}:{ref.custom_id}"
+        click = await services.db.run(_read_click, ref=ref, clicker=Clicker.of(interaction), click_key=click_key,
+                                      interaction_id=interaction.id)
+        if click.double_click_of is not None:
+            log.info("click on %s by %s: a double click of job %s", ref.custom_id, interaction.user.id,
+                     click.double_click_of)
+            return  # its job's message is already below
         if not await asyncio.to_thread(services.store.exists, click.source.key):
             raise ButtonError(IMAGE_GONE)
         preset = services.catalog.find(click.parent_spec.model)
@@ -203,6 +246,11 @@ class Buttons(commands.Cog):
             click.parent_spec, click.parent_kind, ref.action,
             source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset,
         )
+        if ref.action is Action.UPSCALE:
+            earlier = await services.db.run(_earlier_upscale, user_id=interaction.user.id,
+                                            image_id=click.image_id, mode=spec.upscale_mode)
+            if earlier is not None:
+                raise ButtonError(_already_upscaled(click.image_number, earlier))
         # The clicker's plan and lane: refuse now what their account already shows would be refused.
         account = await load_account(services, interaction)
         estimate = services.plans.estimate_ms(spec, kind, preset)
@@ -211,51 +259,42 @@ class Buttons(commands.Cog):
         prompt = canonical_prompt(spec, services.catalog)
         detail = job_detail(kind, image_number=click.image_number if ref.action.takes_tile else None,
                             upscale_mode=spec.upscale_mode, strength=spec.strength)
-        title = job_title(JobView(job_id=0, user_id=interaction.user.id, kind=kind, state=JobState.QUEUED,
-                                  prompt=prompt, lane=lane.value, detail=detail))
-        placeholder = await interaction.followup.send(f"{title} (Waiting to start)", wait=True)
+        waiting = await interaction.followup.send(placeholder(interaction, kind, prompt, detail=detail), wait=True)
 
-        new = NewJob(
-            user_id=interaction.user.id,
-            user_name=interaction.user.name,
-            kind=kind,
-            spec=spec,
-            lane=lane,
-            queue=queue_name(spec.model, lane),
-            idem_key=idem_key,
-            prompt=prompt,
-            guild_id=interaction.guild_id,
-            guild_name=interaction.guild.name if interaction.guild else "",
-            channel_id=interaction.channel_id,
-            parent_image_id=click.lineage_image_id,
-            estimated_ms=estimate,
-            interaction_id=interaction.id,
-            interaction_token=interaction.token,
-            token_expires_at=token_expiry(interaction.created_at),
-            message_id=placeholder.id,
-            upload_limit=interaction.filesize_limit,
-        )
+        new = new_job(interaction, kind=kind, spec=spec, lane=lane, prompt=prompt,
+                      idem_key=f"{click_key}:{interaction.id}", message_id=waiting.id, estimated_ms=estimate,
+                      parent_image_id=click.lineage_image_id, click_key=click_key)
         try:
             [(job, created, _position)] = await submit_jobs(services, [new], interaction, account=account)
         except Exception:
-            await _delete_quietly(placeholder)
+            await _delete_quietly(waiting)
             raise
         if not created:  # the other click of a double click got there first
-            await _delete_quietly(placeholder)
-            raise ButtonError(ALREADY_CLICKED)
+            await _delete_quietly(waiting)
+            return
         log.info("job %s: %s of job %s by %s", job.id, ref.action.value, ref.job_id, interaction.user.id)
         self.bot.delivery.wake(job.id)
+        if ref.action is Action.UPSCALE and ref.tile is not None and ref.tile not in click.upscaled:
+            await self._mark_used(interaction, ref.job_id, click.upscaled | {ref.tile})
+
+    async def _mark_used(self, interaction: discord.Interaction[ImagineBot], grid_id: int,
+                         upscaled: frozenset[int]) -> None:
+        """Show the grid's used U buttons (the clicked message is the interaction's original)."""
+        try:
+            await interaction.edit_original_response(view=grid_view(grid_id, upscaled=upscaled))
+        except discord.HTTPException as exc:  # cosmetic: the upscale itself is on its way
+            log.info("could not mark U buttons of job %s (%s)", grid_id, exc)
 
     async def _cancel(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
-        state = await self.bot.services.db.run(_request_cancel, ref=ref, user_id=interaction.user.id)
+        state = await self.bot.services.db.run(_request_cancel, ref=ref, clicker=Clicker.of(interaction))
         log.info("job %s: cancel by %s (%s)", ref.job_id, interaction.user.id, state.value)
         self.bot.delivery.wake(ref.job_id)  # a queued job's message says "(cancelled)" now
         if state is JobState.RUNNING:
             await interaction.followup.send(CANCELLING, ephemeral=True)
 
-    async def _recipe(self, ref: ButtonRef) -> str:
+    async def _recipe(self, ref: ButtonRef, clicker: Clicker) -> str:
         services = self.bot.services
-        rows = await services.db.run(_read_recipe, ref=ref)
+        rows = await services.db.run(_read_recipe, ref=ref, clicker=clicker)
         spec = rows.spec
         preset = services.catalog.find(spec.model)
         sampler = spec.sampler or (preset.scheduler if preset is not None else "the model's default")
@@ -270,7 +309,17 @@ class Buttons(commands.Cog):
             height=rows.height,
             upscales=rows.upscales,
             variation_strength=rows.variation_strength,
+            job_id=ref.job_id,
         ))
+
+
+def _already_upscaled(image_number: int | None, earlier: _Upscaled) -> str:
+    what = f"Image #{image_number}" if image_number is not None else "That image"
+    where = ""
+    if earlier.channel_id is not None and earlier.message_id is not None:
+        where = f": https://discord.com/channels/{earlier.guild_id or '@me'}/{earlier.channel_id}/{earlier.message_id}"
+    return (f"You already upscaled {what}{where} (job `{earlier.job_id}`). The same tile upscales to the same "
+            "image, so use the buttons under that one to vary it or upscale it further.")
 
 
 async def _delete_quietly(message: discord.WebhookMessage) -> None:

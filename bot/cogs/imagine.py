@@ -10,12 +10,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import load_account, parse_for_member, precheck
-from bot.submission import submit_jobs, token_expiry, withdraw
-from db.jobs import NewJob
-from domain.catalog import Catalog
-from domain.errors import PromptError, RefusedError
-from domain.prompt import MAX_INPUT_CHARS, PromptOptions, canonical_prompt
-from domain.spec import MAX_SEED, JobKind, JobSpec, queue_name
+from bot.metrics import observe_ack
+from bot.moderation import check_prompts, refuse_prompt
+from bot.submission import new_job, placeholder, submit_jobs, withdraw
+from domain.catalog import SCHEDULERS
+from domain.errors import PromptBlockedError, PromptError, RefusedError
+from domain.params import CFG_RANGE, CHAOS_RANGE, REPEAT_RANGE, STEPS_RANGE, STOP_RANGE, STYLIZE_RANGE
+from domain.prompt import MAX_INPUT_CHARS, PromptOptions
+from domain.spec import MAX_SEED, JobKind
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -34,23 +36,41 @@ ASPECTS = [
 ]
 
 
-def _placeholder(spec: JobSpec, catalog: Catalog) -> str:
-    return f"**{canonical_prompt(spec, catalog)}** (Waiting to start)"
+QUALITIES = [
+    app_commands.Choice(name=".25 (quarter the steps)", value=0.25),
+    app_commands.Choice(name=".5 (half the steps)", value=0.5),
+    app_commands.Choice(name="1 (the model's steps)", value=1.0),
+    app_commands.Choice(name="2 (twice the steps)", value=2.0),
+]
+SAMPLERS = [app_commands.Choice(name=name, value=name) for name in SCHEDULERS]
 
 
 class Imagine(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
+    # The typed options: each is an inline parameter too (docs/prompt-language.md), with the same range,
+    # declared to Discord and checked again by the parser.
     @app_commands.command(name="imagine", description="Create four images from a prompt")
     @app_commands.describe(
         prompt="What to draw. Midjourney parameters work too: --ar 16:9 --seed 7 --no text",
-        aspect="Aspect ratio of the images",
-        seed="Seed for reproducible images (0 to 4294967295)",
-        negative="What to keep out of the images",
-        model="Which model draws the images",
+        aspect="Aspect ratio of the images (--ar)",
+        seed="Seed for reproducible images (--seed, 0 to 4294967295)",
+        negative="What to keep out of the images (--no)",
+        model="Which model draws the images (--model)",
+        stylize="Prompt adherence vs the model's own look (--s, 0 to 1000)",
+        chaos="How far apart the four images are (--c, 0 to 100)",
+        quality="Denoising steps: more is finer and slower (--q)",
+        stop="Stop denoising at this percent for softer images (--stop, 10 to 100)",
+        tile="Seamless tiling pattern (--tile)",
+        raw="No house style: no house negative prompt (--style raw)",
+        repeat="Run the prompt this many times (--r, 1 to 40)",
+        steps="Exact denoising steps (--steps, 1 to 150)",
+        cfg="Exact guidance scale (--cfg, 0 to 30)",
+        sampler="The scheduler (--sampler)",
     )
-    @app_commands.choices(aspect=ASPECTS)
+    @app_commands.choices(aspect=ASPECTS, sampler=SAMPLERS)
+    @app_commands.choices(quality=QUALITIES)
     async def imagine(
         self,
         interaction: discord.Interaction[ImagineBot],
@@ -59,54 +79,57 @@ class Imagine(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         negative: app_commands.Range[str, 1, 1000] | None = None,
         model: str | None = None,
+        stylize: app_commands.Range[int, STYLIZE_RANGE[0], STYLIZE_RANGE[1]] | None = None,
+        chaos: app_commands.Range[int, CHAOS_RANGE[0], CHAOS_RANGE[1]] | None = None,
+        quality: float | None = None,
+        stop: app_commands.Range[int, STOP_RANGE[0], STOP_RANGE[1]] | None = None,
+        tile: bool | None = None,
+        raw: bool | None = None,
+        repeat: app_commands.Range[int, REPEAT_RANGE[0], REPEAT_RANGE[1]] | None = None,
+        steps: app_commands.Range[int, STEPS_RANGE[0], STEPS_RANGE[1]] | None = None,
+        cfg: app_commands.Range[float, CFG_RANGE[0], CFG_RANGE[1]] | None = None,
+        sampler: str | None = None,
     ) -> None:
         services = self.bot.services
         catalog = services.catalog
-        options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model)
+        options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model, stylize=stylize,
+                                chaos=chaos, quality=quality, stop=stop, tile=tile or None, raw=raw or None,
+                                repeat=repeat, steps=steps, cfg=cfg, sampler=sampler)
         try:
             # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
             account = await load_account(services, interaction)
             precheck(account, [])
             parsed = parse_for_member(prompt, catalog, options, account)
+            check_prompts(account.prompt_filter, parsed.specs)  # the server's content filter
             costs = [services.plans.estimate_ms(spec, JobKind.IMAGINE, catalog.get(spec.model))
                      for spec in parsed.specs]
             lane = parsed.lane or account.lane  # --relax / --fast / --turbo in the prompt win over /settings
             precheck(account, costs, lane)
+        except PromptBlockedError as blocked:  # ephemeral, with an Appeal button; written to the audit log
+            await refuse_prompt(services, interaction, blocked)
+            return
         except (PromptError, RefusedError) as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
 
         response = await interaction.response.defer(thinking=True)
+        observe_ack(interaction, "imagine")
         message_ids: list[int | None] = [response.message_id if response else None]
+        prompts = parsed.canonicals
         if len(parsed.specs) > 1:
             # One message per job. The first follow-up after a defer would replace the "thinking" message,
             # so that one is edited first and every further job gets a follow-up of its own.
-            first = await interaction.edit_original_response(content=_placeholder(parsed.specs[0], catalog))
+            first = await interaction.edit_original_response(
+                content=placeholder(interaction, JobKind.IMAGINE, prompts[0]))
             message_ids = [first.id]
-            for spec in parsed.specs[1:]:
-                extra = await interaction.followup.send(_placeholder(spec, catalog), wait=True)
+            for text in prompts[1:]:
+                extra = await interaction.followup.send(placeholder(interaction, JobKind.IMAGINE, text), wait=True)
                 message_ids.append(extra.id)
 
         new_jobs = [
-            NewJob(
-                user_id=interaction.user.id,
-                user_name=interaction.user.name,
-                kind=JobKind.IMAGINE,
-                spec=spec,
-                lane=lane,
-                queue=queue_name(spec.model, lane),
-                idem_key=f"slash:{interaction.id}:{index}",
-                prompt=canonical_prompt(spec, catalog),
-                guild_id=interaction.guild_id,
-                guild_name=interaction.guild.name if interaction.guild else "",
-                channel_id=interaction.channel_id,
-                interaction_id=interaction.id,
-                interaction_token=interaction.token,
-                token_expires_at=token_expiry(interaction.created_at),
-                message_id=message_ids[index],
-                estimated_ms=costs[index],
-                upload_limit=interaction.filesize_limit,
-            )
+            new_job(interaction, kind=JobKind.IMAGINE, spec=spec, lane=lane, prompt=prompts[index],
+                    idem_key=f"slash:{interaction.id}:{index}", message_id=message_ids[index],
+                    estimated_ms=costs[index])
             for index, spec in enumerate(parsed.specs)
         ]
         try:

@@ -16,6 +16,7 @@ from inference.pipelines.render import (
     WantPreview,
     check_spec,
     render_grid,
+    render_inpaint,
     render_variations,
 )
 from inference.pipelines.upscale import UpscaleResult, upscale_image
@@ -33,6 +34,7 @@ __all__ = [
     "default_dtype",
     "load_pipeline",
     "render_grid",
+    "render_inpaint",
     "render_variations",
     "upscale_image",
 ]

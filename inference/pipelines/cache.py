@@ -12,25 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderTiny,
-    StableDiffusionImg2ImgPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLImg2ImgPipeline,
-    StableDiffusionXLPipeline,
-)
+from diffusers import AutoencoderTiny
 
 from domain.catalog import ModelPreset
+from inference.families import Family, family_of
+from inference.modelcheck import SINGLE_FILE_SUFFIXES
 
 __all__ = ["PipelineCache", "default_device", "default_dtype", "load_pipeline"]
 
 log = logging.getLogger(__name__)
 
-#: Suffixes of single-file checkpoints (as published on Civitai), loaded with ``from_single_file``.
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
-
-_TEXT_TO_IMAGE = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
-_IMAGE_TO_IMAGE = {"sd15": StableDiffusionImg2ImgPipeline, "sdxl": StableDiffusionXLImg2ImgPipeline}
 
 
 def default_device() -> torch.device:
@@ -48,7 +39,7 @@ def _is_local(source: str) -> bool:
 
 
 def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dtype) -> Any:
-    """Load the text-to-image pipeline of ``preset`` onto ``device``.
+    """Load the text-to-image pipeline of ``preset``'s family (:mod:`inference.families`) onto ``device``.
 
     ``preset.source`` is a Hub id, a local folder in the diffusers layout (loaded with
     ``local_files_only``, so it never reaches the network), or a single ``.safetensors``/``.ckpt``
@@ -56,9 +47,9 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
     its local cache).
     """
     try:
-        cls = _TEXT_TO_IMAGE[preset.family]
-    except KeyError:
-        raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no pipeline") from None
+        cls = family_of(preset.family).text_to_image
+    except ValueError as exc:
+        raise ValueError(f"model {preset.name!r}: {exc}") from None
     source = preset.source
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):
         pipe = cls.from_single_file(source, dtype=dtype)
@@ -88,7 +79,7 @@ class PipelineCache:
         self._requested_dtype = dtype
         self._device: torch.device | None = None
         self._text_to_image: dict[tuple[str, str], Any] = {}
-        self._image_to_image: dict[tuple[str, str], Any] = {}
+        self._siblings: dict[tuple[str, str, str], Any] = {}
         self._scheduler_configs: dict[tuple[str, str], Any] = {}
         self._preview_decoders: dict[str, Any] = {}
         self._upscalers: dict[str, Any] = {}
@@ -115,15 +106,32 @@ class PipelineCache:
             self._scheduler_configs[key] = pipe.scheduler.config
         return self._text_to_image[key]
 
+    def family(self, preset: ModelPreset) -> Family:
+        """How ``preset``'s family runs (its pipelines, encoders, call arguments)."""
+        return family_of(preset.family)
+
     def image_to_image(self, preset: ModelPreset) -> Any:
-        """The img2img sibling of :meth:`text_to_image`: the same modules, no extra memory."""
-        key = (preset.family, preset.source)
-        if key not in self._image_to_image:
+        """The img2img sibling of :meth:`text_to_image`: the same modules, no extra memory.
+
+        Raises :class:`ValueError` for a family without one (the prompt parser and the buttons refuse such
+        jobs before they are made).
+        """
+        return self._sibling(preset, "image-to-image", self.family(preset).image_to_image)
+
+    def inpaint(self, preset: ModelPreset) -> Any:
+        """The inpainting sibling of :meth:`text_to_image` (same modules); :class:`ValueError` without one."""
+        return self._sibling(preset, "inpainting", self.family(preset).inpaint)
+
+    def _sibling(self, preset: ModelPreset, what: str, cls: type[Any] | None) -> Any:
+        if cls is None:
+            raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no {what} pipeline")
+        key = (what, preset.family, preset.source)
+        if key not in self._siblings:
             # from_pipe casts every (shared) module to its `dtype` argument, float32 unless given.
-            pipe = _IMAGE_TO_IMAGE[preset.family].from_pipe(self.text_to_image(preset), dtype=self.dtype)
+            pipe = cls.from_pipe(self.text_to_image(preset), dtype=self.dtype)
             pipe.set_progress_bar_config(disable=True)  # from_pipe does not carry it over
-            self._image_to_image[key] = pipe
-        return self._image_to_image[key]
+            self._siblings[key] = pipe
+        return self._siblings[key]
 
     def scheduler_config(self, preset: ModelPreset) -> Any:
         """The scheduler config ``preset``'s model was saved with (its noise schedule)."""

@@ -7,11 +7,15 @@ blended in embedding space, as compel's ``("a cat", "a dog").blend(2, 1)`` does:
 
 so the weights are relative (``::2 ::1`` equals ``::4 ::2``) and a negative weight pushes the conditioning
 away from its sub-prompt. The sum of the weights must be positive (the prompt parser checks it). A plain
-prompt is the one-part case with weight 1, so ``a::1`` and ``a`` give identical images. SDXL's pooled
-embedding is blended the same way. The negative prompt is encoded once and left as it is.
+prompt is the one-part case with weight 1, so ``a::1`` and ``a`` give identical images. Every family's
+encoder goes through this: its module (``inference.families``) encodes the texts with the pipeline's own
+``encode_prompt`` into rows of token embeddings (plus a pooled embedding for CLIP-based families, and a mask
+of real tokens for LLM encoders); pooled embeddings are blended the same way, masks are joined (a token is
+real if it is in any part; shorter parts are padded with zeros). The negative prompt is encoded once and left
+as it is; a job with no negative pass (``domain.capabilities.negative_prompt_for``) encodes none.
 
 ``--chaos`` spreads the grid apart: each image's token embeddings are pushed in a random direction of
-their own (seeded by that image's seed, so a job renders the same every time), by
+their own (seeded by that image's seed, so a job renders the same every time; on every family), by
 ``chaos / 100 * CHAOS_SPREAD`` of each token embedding's length. At chaos 0 nothing changes; higher values
 let the four images read the prompt more and more differently, which varies composition and content more
 than the initial noise alone does.
@@ -25,7 +29,9 @@ from typing import Any
 
 import torch
 
+from domain.capabilities import negative_prompt_for
 from domain.spec import JobSpec
+from inference.families import Encoded, Family
 
 __all__ = ["CHAOS_SPREAD", "Conditioning", "encode_conditioning"]
 
@@ -37,38 +43,24 @@ CHAOS_STREAM = 2**32
 
 @dataclass(frozen=True, slots=True)
 class Conditioning:
-    """Prompt embeddings, one row per image, as the diffusers pipelines take them."""
+    """The encoded prompt and negative prompt of a job, one row per image."""
 
-    prompt_embeds: torch.Tensor
-    negative_prompt_embeds: torch.Tensor
-    #: SDXL only: the second text encoder's pooled embeddings.
-    pooled_prompt_embeds: torch.Tensor | None = None
-    negative_pooled_prompt_embeds: torch.Tensor | None = None
+    family: Family
+    positive: Encoded
+    #: ``None``: the job runs no negative pass.
+    negative: Encoded | None
 
-    def repeat(self, images: int) -> Conditioning:
-        """The same conditioning for each of ``images`` images (from one row)."""
+    @property
+    def prompt_embeds(self) -> torch.Tensor:
+        return self.positive.embeds
 
-        return Conditioning(
-            prompt_embeds=_repeat_rows(self.prompt_embeds, images),
-            negative_prompt_embeds=_repeat_rows(self.negative_prompt_embeds, images),
-            pooled_prompt_embeds=_optional(_repeat_rows, self.pooled_prompt_embeds, images),
-            negative_pooled_prompt_embeds=_optional(_repeat_rows, self.negative_pooled_prompt_embeds, images),
-        )
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for a pipeline call (SDXL's pooled embeddings only when present)."""
-        kwargs: dict[str, Any] = {
-            "prompt_embeds": self.prompt_embeds,
-            "negative_prompt_embeds": self.negative_prompt_embeds,
-        }
-        if self.pooled_prompt_embeds is not None and self.negative_pooled_prompt_embeds is not None:
-            kwargs["pooled_prompt_embeds"] = self.pooled_prompt_embeds
-            kwargs["negative_pooled_prompt_embeds"] = self.negative_pooled_prompt_embeds
-        return kwargs
+    def as_kwargs(self, spec: JobSpec) -> dict[str, Any]:
+        """Keyword arguments for the family's pipeline call: embeddings and guidance."""
+        return self.family.call_kwargs(spec, self.positive, self.negative)
 
 
-def encode_conditioning(pipe: Any, family: str, spec: JobSpec, seeds: Sequence[int]) -> Conditioning:
-    """The conditioning of ``spec`` for one image per seed in ``seeds``.
+def encode_conditioning(pipe: Any, family: Family, spec: JobSpec, seeds: Sequence[int]) -> Conditioning:
+    """The conditioning of ``spec`` on ``family``'s ``pipe``, one image per seed in ``seeds``.
 
     Raises :class:`ValueError` when the weights of a multi-prompt do not add up to a positive number.
     """
@@ -77,64 +69,48 @@ def encode_conditioning(pipe: Any, family: str, spec: JobSpec, seeds: Sequence[i
     if total <= 0:
         raise ValueError(f"weighted_prompts: the weights must add up to more than 0, got {parts!r}")
 
-    texts = [text for text, _ in parts]
-    encoded = _encode(pipe, family, texts, spec.negative_prompt)
-    weights = [weight / total for _, weight in parts]
-    blended = Conditioning(
-        prompt_embeds=_blend(encoded.prompt_embeds, weights),
-        negative_prompt_embeds=encoded.negative_prompt_embeds[:1],
-        pooled_prompt_embeds=_optional(_blend, encoded.pooled_prompt_embeds, weights),
-        negative_pooled_prompt_embeds=_optional(_first_row, encoded.negative_pooled_prompt_embeds),
-    )
-    conditioning = blended.repeat(len(seeds))
+    with torch.no_grad():
+        encoded = family.encode(pipe, [text for text, _ in parts])
+        negative_text = negative_prompt_for(family.capabilities, spec)
+        negative = None if negative_text is None else family.encode_negative(pipe, negative_text)
+    blended = _blend(encoded, [weight / total for _, weight in parts])
+    positive = _repeat(blended, len(seeds))
     if spec.chaos > 0:
         spread = spec.chaos / 100 * CHAOS_SPREAD
-        conditioning = replace(conditioning, prompt_embeds=_spread(conditioning.prompt_embeds, seeds, spread))
-    return conditioning
+        positive = replace(positive, embeds=_spread(positive.embeds, seeds, spread))
+    return Conditioning(family, positive, None if negative is None else _repeat(negative, len(seeds)))
 
 
-def _encode(pipe: Any, family: str, texts: list[str], negative: str) -> Conditioning:
-    """One row per text (each negative row is the same). An empty negative prompt is passed as ``None``,
-    so SDXL keeps its zero negative embedding for it (``force_zeros_for_empty_prompt``)."""
-    negatives = [negative] * len(texts) if negative else None
-    device = pipe._execution_device
-    if family == "sdxl":
-        embeds, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-            prompt=texts,
-            device=device,
-            num_images_per_prompt=1,
-            do_classifier_free_guidance=True,
-            negative_prompt=negatives,
-        )
-        return Conditioning(embeds, negative_embeds, pooled, negative_pooled)
-    embeds, negative_embeds = pipe.encode_prompt(
-        prompt=texts,
-        device=device,
-        num_images_per_prompt=1,
-        do_classifier_free_guidance=True,
-        negative_prompt=negatives,
-    )
-    return Conditioning(embeds, negative_embeds)
+def _blend(encoded: Encoded, weights: Sequence[float]) -> Encoded:
+    """``sum(weights[i] * row[i])`` as one row (weights already normalised), summed in float32."""
+    if len(weights) == 1:
+        return encoded
+    mask = None if encoded.mask is None else encoded.mask.any(dim=0, keepdim=True)
+    return Encoded(_weighted(encoded.embeds, weights), _optional(_weighted, encoded.pooled, weights), mask)
 
 
-def _blend(rows: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
-    """``sum(weights[i] * rows[i])`` as a batch of one (weights already normalised), summed in float32."""
+def _weighted(rows: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
     w = torch.tensor(weights, dtype=torch.float32, device=rows.device).view(-1, *([1] * (rows.dim() - 1)))
     return (w * rows.float()).sum(dim=0, keepdim=True).to(rows.dtype)
 
 
-def _first_row(rows: torch.Tensor) -> torch.Tensor:
-    return rows[:1]
+def _repeat(encoded: Encoded, images: int) -> Encoded:
+    """The one row of ``encoded`` for each of ``images`` images."""
+    return Encoded(
+        _repeat_rows(encoded.embeds, images),
+        _optional(_repeat_rows, encoded.pooled, images),
+        _optional(_repeat_rows, encoded.mask, images),
+    )
 
 
 def _repeat_rows(rows: torch.Tensor, times: int) -> torch.Tensor:
-    return rows.repeat(times, *([1] * (rows.dim() - 1)))
+    return rows[:1].repeat(times, *([1] * (rows.dim() - 1)))
 
 
 def _optional(
     function: Callable[..., torch.Tensor], rows: torch.Tensor | None, *args: Any
 ) -> torch.Tensor | None:
-    """``function(rows, *args)``, or ``None`` when there are no rows (the SD 1.5 pooled embeddings)."""
+    """``function(rows, *args)``, or ``None`` when there are no rows (no pooled embedding, no mask)."""
     return None if rows is None else function(rows, *args)
 
 

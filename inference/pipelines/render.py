@@ -1,12 +1,14 @@
-"""Render jobs: a text-to-image grid (``/imagine``) and image-to-image variations (V1–V4).
+"""Render jobs: a text-to-image grid (``/imagine``), image-to-image variations (V1–V4) and inpainting.
 
-Both are one batch through a shared diffusers pipeline, in the same steps:
+Each is one batch through a shared diffusers pipeline of the model's family (:mod:`inference.families`),
+in the same steps:
 
-1. check the spec,
-2. install a fresh scheduler for the job's sampler,
-3. encode the prompt (multi-prompt weights, ``--chaos``: :mod:`.conditioning`),
+1. check the spec (sides in multiples of the family's pixel step),
+2. install a fresh scheduler for the job's sampler, from the family's samplers,
+3. encode the prompt with the family's encoders (multi-prompt weights, ``--chaos``: :mod:`.conditioning`),
 4. denoise with one ``torch.Generator`` per image, seeded ``image_seed(spec.seed, i)``, so image ``i`` of a
-   job is the same picture in any batch position and on every run,
+   job is the same picture in any batch position and on every run; the family names the call's embeddings
+   and guidance arguments,
 5. decode, with ``--tile`` (:mod:`.seamless`) around the whole run.
 
 A step callback (:class:`StepCallback`) runs after every denoising step: it raises :class:`JobCancelled`
@@ -29,6 +31,7 @@ from PIL import Image
 from domain.catalog import ModelPreset
 from domain.spec import JobSpec, image_seed
 from inference.errors import JobCancelled
+from inference.families import Family
 from inference.grid import compose_grid
 from inference.pipelines.cache import PipelineCache
 from inference.pipelines.conditioning import Conditioning, encode_conditioning
@@ -46,6 +49,7 @@ __all__ = [
     "check_spec",
     "img2img_steps",
     "render_grid",
+    "render_inpaint",
     "render_variations",
     "run_pipeline",
 ]
@@ -75,10 +79,14 @@ class RenderResult:
     steps_run: int
 
 
-def check_spec(spec: JobSpec) -> None:
-    """Raise :class:`ValueError` naming the field when ``spec`` cannot be rendered as it is."""
-    if spec.width <= 0 or spec.height <= 0 or spec.width % 8 or spec.height % 8:
-        raise ValueError(f"width and height must be positive multiples of 8, got {spec.width}x{spec.height}")
+def check_spec(spec: JobSpec, pixel_multiple: int = 8) -> None:
+    """Raise :class:`ValueError` naming the field when ``spec`` cannot be rendered as it is (sides must be
+    multiples of the family's ``pixel_multiple``)."""
+    step = pixel_multiple
+    if spec.width <= 0 or spec.height <= 0 or spec.width % step or spec.height % step:
+        raise ValueError(
+            f"width and height must be positive multiples of {step}, got {spec.width}x{spec.height}"
+        )
     if spec.steps < 1:
         raise ValueError(f"steps must be at least 1, got {spec.steps}")
     if spec.images < 1:
@@ -119,26 +127,30 @@ def render_grid(
         The spec cannot be rendered (:func:`check_spec`).
     """
     # 1. Check inputs
-    check_spec(spec)
+    family = cache.family(preset)
+    check_spec(spec, family.capabilities.pixel_multiple)
     if should_cancel is not None and should_cancel():
         raise JobCancelled(0)
 
     # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.text_to_image(preset)
-    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
+    size = (spec.width, spec.height)
+    seeds, conditioning, callback = _prepare(
+        cache, pipe, preset, spec, size, on_step, want_preview, should_cancel
+    )
 
     # 4-5. Denoise and decode
     images, gpu_ms = run_pipeline(
         cache,
+        family,
         pipe,
         callback,
         tile=spec.tile,
         width=spec.width,
         height=spec.height,
         num_inference_steps=spec.steps,
-        guidance_scale=spec.guidance_scale,
         generator=_generators(seeds),
-        **conditioning.as_kwargs(),
+        **conditioning.as_kwargs(spec),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
 
@@ -158,36 +170,111 @@ def render_variations(
 
     ``strength`` (0 < strength <= 1) is how far from ``source`` the variations may go: the share of the
     ``spec.steps`` schedule that is re-run (so ``int(strength * spec.steps)`` steps run, at least one).
-    Sides of ``source`` that are not multiples of 8 are rounded down by the pipeline.
+    Sides of ``source`` that are not multiples of the family's pixel step are cropped down to one first.
 
-    Raises :class:`JobCancelled` and :class:`ValueError` as :func:`render_grid` does.
+    Raises :class:`JobCancelled` and :class:`ValueError` as :func:`render_grid` does, and
+    :class:`ValueError` for a family without image to image.
     """
     # 1. Check inputs
-    check_spec(spec)
-    if not 0 < strength <= 1:
-        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    family = cache.family(preset)
+    check_spec(spec, family.capabilities.pixel_multiple)
+    _check_strength(strength)
     if should_cancel is not None and should_cancel():
         raise JobCancelled(0)
 
     # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
     pipe = cache.image_to_image(preset)
-    seeds, conditioning, callback = _prepare(cache, pipe, preset, spec, on_step, want_preview, should_cancel)
+    init = fit_to_multiple(source.convert("RGB"), family.capabilities.pixel_multiple)
+    seeds, conditioning, callback = _prepare(
+        cache, pipe, preset, spec, init.size, on_step, want_preview, should_cancel
+    )
 
     # 4-5. Denoise and decode
-    init = source.convert("RGB")
     images, gpu_ms = run_pipeline(
         cache,
+        family,
         pipe,
         callback,
         tile=spec.tile,
         image=[init] * len(seeds),
         strength=strength,
         num_inference_steps=img2img_steps(spec.steps, strength),
-        guidance_scale=spec.guidance_scale,
         generator=_generators(seeds),
-        **conditioning.as_kwargs(),
+        **(dict(width=init.width, height=init.height) if family.image_to_image_takes_size else {}),
+        **family.image_to_image_kwargs(init, len(seeds)),
+        **conditioning.as_kwargs(spec),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def render_inpaint(
+    cache: PipelineCache,
+    preset: ModelPreset,
+    spec: JobSpec,
+    image: Image.Image,
+    mask: Image.Image,
+    *,
+    strength: float = 1.0,
+    on_step: OnStep | None = None,
+    want_preview: WantPreview | None = None,
+    should_cancel: ShouldCancel | None = None,
+) -> RenderResult:
+    """Inpainting: ``spec.images`` versions of ``image`` with the white part of ``mask`` redrawn from the prompt.
+
+    ``image`` and ``mask`` (same size; white = redraw, black = keep) are cropped to multiples of the family's
+    pixel step. ``strength`` 1 redraws the masked part from noise; lower keeps more of what was there. The
+    pipelines blend the kept part back into the latents, but the VAE round trip still changes its pixels a
+    little: a caller that must keep them exactly pastes them back. Raises as :func:`render_variations` does.
+    """
+    # 1. Check inputs
+    family = cache.family(preset)
+    check_spec(spec, family.capabilities.pixel_multiple)
+    _check_strength(strength)
+    if image.size != mask.size:
+        raise ValueError(f"the mask is {mask.width}x{mask.height}, the image {image.width}x{image.height}")
+    if should_cancel is not None and should_cancel():
+        raise JobCancelled(0)
+
+    # 2-3. A fresh scheduler for this job's sampler; the prompt, encoded
+    pipe = cache.inpaint(preset)
+    init = fit_to_multiple(image.convert("RGB"), family.capabilities.pixel_multiple)
+    cover = fit_to_multiple(mask.convert("L"), family.capabilities.pixel_multiple)
+    seeds, conditioning, callback = _prepare(
+        cache, pipe, preset, spec, init.size, on_step, want_preview, should_cancel
+    )
+
+    # 4-5. Denoise and decode
+    images, gpu_ms = run_pipeline(
+        cache,
+        family,
+        pipe,
+        callback,
+        tile=spec.tile,
+        image=[init] * len(seeds),
+        mask_image=[cover] * len(seeds),
+        width=init.width,
+        height=init.height,
+        strength=strength,
+        num_inference_steps=img2img_steps(spec.steps, strength),
+        generator=_generators(seeds),
+        **conditioning.as_kwargs(spec),
+    )
+    return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def _check_strength(strength: float) -> None:
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+
+
+def fit_to_multiple(image: Image.Image, multiple: int) -> Image.Image:
+    """``image`` cropped (top left kept) so both sides are multiples of ``multiple``; as it is when they are."""
+    width, height = image.width - image.width % multiple, image.height - image.height % multiple
+    if (width, height) == image.size:
+        return image
+    if width == 0 or height == 0:
+        raise ValueError(f"the image ({image.width}x{image.height}) is smaller than {multiple} pixels a side")
+    return image.crop((0, 0, width, height))
 
 
 def _prepare(
@@ -195,16 +282,22 @@ def _prepare(
     pipe: Any,
     preset: ModelPreset,
     spec: JobSpec,
+    size: tuple[int, int],
     on_step: OnStep | None,
     want_preview: WantPreview | None,
     should_cancel: ShouldCancel | None,
 ) -> tuple[list[int], Conditioning, StepCallback]:
-    """What both kinds of render need before denoising: a fresh scheduler on ``pipe`` for the job's
-    sampler, the per-image seeds, the encoded prompt, and the step callback."""
-    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
+    """What every kind of render needs before denoising: a fresh scheduler on ``pipe`` for the job's
+    sampler, the per-image seeds, the encoded prompt, and the step callback (images of ``size``)."""
+    family = cache.family(preset)
+    pipe.scheduler = make_scheduler(
+        spec.sampler or preset.scheduler, cache.scheduler_config(preset), family.schedulers
+    )
     seeds = [image_seed(spec.seed, i) for i in range(spec.images)]
-    conditioning = encode_conditioning(pipe, preset.family, spec, seeds)
+    conditioning = encode_conditioning(pipe, family, spec, seeds)
     callback = StepCallback(
+        family=family,
+        size=size,
         stop=spec.stop,
         on_step=on_step,
         want_preview=want_preview,
@@ -231,11 +324,13 @@ def img2img_steps(steps: int, strength: float) -> int:
 
 
 def run_pipeline(
-    cache: PipelineCache, pipe: Any, callback: StepCallback, *, tile: bool = False, **call: Any
+    cache: PipelineCache, family: Family, pipe: Any, callback: StepCallback, *, tile: bool = False, **call: Any
 ) -> tuple[list[Image.Image], int]:
-    """Call ``pipe(**call)`` with ``callback`` after each step, seamless when ``tile``; returns the PIL
-    images and the GPU milliseconds."""
-    with seamless(tile, pipe.unet, pipe.vae, callback.preview_decoder), GpuTimer(cache.device) as timer:
+    """Call ``pipe(**call)`` with ``callback`` after each step, seamless when ``tile`` (and the family tiles);
+    returns the PIL images and the GPU milliseconds."""
+    tile = tile and family.capabilities.tile
+    modules = (family.denoiser(pipe), pipe.vae, callback.preview_decoder)
+    with seamless(tile, *modules), GpuTimer(cache.device) as timer:
         output = pipe(
             **call,
             output_type="pil",
@@ -250,6 +345,8 @@ class StepCallback:
 
     Parameters
     ----------
+    family, size:
+        The model's family and the images' ``(width, height)``: previews unpack the latents with them.
     stop:
         Percent of the denoising steps to run (``--stop``, 100 = all). The run ends after that share and
         decodes the model's current estimate of the clean image (``scheduler.denoised``, see
@@ -269,12 +366,16 @@ class StepCallback:
     def __init__(
         self,
         *,
+        family: Family,
+        size: tuple[int, int],
         stop: int = 100,
         on_step: OnStep | None = None,
         want_preview: WantPreview | None = None,
         should_cancel: ShouldCancel | None = None,
         preview_decoder: Any | None = None,
     ) -> None:
+        self.family = family
+        self.size = size
         self.stop = stop
         self.on_step = on_step
         self.want_preview = want_preview
@@ -324,7 +425,8 @@ class StepCallback:
         """Decode ``latents`` with TAESD into one grid no longer than :data:`PREVIEW_SIDE` a side."""
         decoder = self.preview_decoder
         assert decoder is not None
-        # TAESD decodes the UNet's (scaled) latents directly, into [-1, 1] like the VAE.
+        # TAESD decodes the denoiser's (scaled) latents directly, into [-1, 1] like the VAE.
+        latents = self.family.preview_latents(pipe, latents, *self.size)
         decoded = decoder.decode(latents.to(decoder.device, decoder.dtype)).sample
         images = pipe.image_processor.postprocess(decoded.float(), output_type="pil")
         grid = compose_grid(images)

@@ -26,10 +26,8 @@ from domain.catalog import ModelPreset
 from domain.spec import JobSpec
 from inference.errors import JobCancelled
 from inference.pipelines.cache import PipelineCache
-from inference.pipelines.conditioning import encode_conditioning
-from inference.pipelines.render import OnStep, ShouldCancel, StepCallback, img2img_steps, run_pipeline
+from inference.pipelines.render import OnStep, ShouldCancel, render_variations
 from inference.pipelines.timing import GpuTimer
-from inference.schedulers import make_scheduler
 
 __all__ = ["CREATIVE_STRENGTH", "UPSCALE_MODES", "UpscaleResult", "upscale_image"]
 
@@ -125,30 +123,17 @@ def _creative(
     should_cancel: ShouldCancel | None,
     on_step: OnStep | None = None,
 ) -> UpscaleResult:
-    """img2img over the enlarged image, one image seeded ``spec.seed``."""
+    """img2img over the enlarged image: one variation seeded ``spec.seed``, the VAE in tiles when large."""
+    strength = spec.strength if spec.strength is not None else CREATIVE_STRENGTH
+    one = spec.replace(images=1, width=enlarged.width, height=enlarged.height)
+    large = enlarged.width * enlarged.height > preset.pixel_budget
     if should_cancel is not None and should_cancel():
         raise JobCancelled(0)
-    strength = spec.strength if spec.strength is not None else CREATIVE_STRENGTH
-    if not 0 < strength <= 1:
-        raise ValueError(f"strength must be in (0, 1], got {strength}")
-    pipe = cache.image_to_image(preset)
-    pipe.scheduler = make_scheduler(spec.sampler or preset.scheduler, cache.scheduler_config(preset))
-    conditioning = encode_conditioning(pipe, preset.family, spec, [spec.seed])
-    callback = StepCallback(should_cancel=should_cancel, on_step=on_step)
-    large = enlarged.width * enlarged.height > preset.pixel_budget
-    with _vae_tiling(pipe.vae, large):
-        images, gpu_ms = run_pipeline(
-            cache,
-            pipe,
-            callback,
-            image=enlarged,
-            strength=strength,
-            num_inference_steps=img2img_steps(spec.steps, strength),
-            guidance_scale=spec.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed(spec.seed),
-            **conditioning.as_kwargs(),
+    with _vae_tiling(cache.text_to_image(preset).vae, large):
+        result = render_variations(
+            cache, preset, one, enlarged, strength, on_step=on_step, should_cancel=should_cancel
         )
-    return UpscaleResult(images[0], "creative", gpu_ms)
+    return UpscaleResult(result.images[0], "creative", result.gpu_ms)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ re-publishes only jobs with no message, or whose broker lost its data since. ``d
 backoff) without blocking newer ones; a permanent failure is recorded once and not retried.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01 09:40:00.000000
 
 """
@@ -18,8 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0006'
-# TODO(lead): '0005' once 0004/0005 land on main (they were not on this branch while it was tested).
-down_revision: str | Sequence[str] | None = '0003'
+down_revision: str | Sequence[str] | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

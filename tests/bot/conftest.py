@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,17 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as server:
         yield server
         assert server.server_errors == []
+        assert server.schema_rejections == [], "the bot sent what Discord would refuse"
+
+
+@pytest.fixture(autouse=True)
+def refuses_what_discord_refuses(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that talks to the fake: nothing the bot sent was refused by Discord's OpenAPI description."""
+    yield
+    if "fake" in request.fixturenames:
+        fake: FakeDiscord = request.getfixturevalue("fake")
+        rejected, fake.schema_rejections[:] = list(fake.schema_rejections), []
+        assert rejected == [], "the bot sent what Discord would refuse"
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,7 @@ async def test_on_a_tiny_plan_without_relax_running_out_is_refused(fake: FakeDis
     assert 0 < jobs[0][3] <= 1000  # charged its GPU time, capped at the plan's second
 
     info = await ephemeral_reply(fake, "info", user=bob)
-    assert "**Plan:** Tiny (granted)" in info
+    assert "**Plan:** Tiny (granted here)" in info
     assert "used of 1s" in info and "**Jobs:** none waiting or running" in info
     relax = await ephemeral_reply(fake, "relax", user=bob)
     assert relax == "Your plan (Tiny) has no relax mode. Use `/subscribe` to see the plans that include it."
@@ -106,7 +106,7 @@ async def test_on_a_tiny_plan_with_relax_running_out_moves_jobs_to_relax(fake: F
     assert [charged for lane, _, _, charged in jobs if lane == "relax"] == [0]  # relax is free
 
     info = await ephemeral_reply(fake, "info", user=carol)
-    assert "**Plan:** Tiny relax (granted)" in info and "used of 1s" in info
+    assert "**Plan:** Tiny relax (granted here)" in info and "used of 1s" in info
     assert "**Lane:** fast" in info
     assert (await ephemeral_reply(fake, "relax", user=carol)).startswith("Relax mode: your jobs use no fast time")
     assert "**Lane:** relax" in await ephemeral_reply(fake, "info", user=carol)
@@ -142,7 +142,8 @@ async def test_admin_commands_are_refused_to_members_and_check_their_input(
     assert await ephemeral_reply(fake, "imagine", {"prompt": "a cat"}, user=erin) == (
         "You are banned from using this bot. Reason: spam")
     assert await bot.services.db.run(_count(Job, Job.user_id == erin.id)) == before_jobs
-    assert await ephemeral_reply(fake, "admin unban", {"user": erin}, user=manager) == f"Unbanned <@{erin.id}>."
+    assert await ephemeral_reply(fake, "admin unban", {"user": erin}, user=manager) == (
+        f"Unbanned <@{erin.id}> in this server.")
 
 
 async def test_a_premium_subscription_gives_its_plan(fake: FakeDiscord, bot: ImagineBot) -> None:

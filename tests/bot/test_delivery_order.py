@@ -32,6 +32,7 @@ def _job(**changes: Any) -> SimpleNamespace:
         spec={}, progress_step=10, progress_total=60, error=None, gpu_ms=None, upscale_method=None,
         interaction_token="token", token_expires_at=datetime.now(UTC) + timedelta(minutes=10), message_id=500,
         channel_id=9, preview_key="jobs/1/preview-10.webp", upload_limit=None, result_key=None, delivered_state=None,
+        model="tiny", queue="tiny.fast", created_at=None, finished_at=None, flagged=False,
     )
     values.update(changes)
     return SimpleNamespace(**values)
@@ -53,9 +54,9 @@ class World:
         if fn is jobs_db.mark_delivered:
             self.job.delivered_state = kwargs["state"]
             return None
-        assert fn is delivery_module._load, fn
+        assert fn is delivery_module.load_job, fn
         job = SimpleNamespace(**vars(self.job))  # a snapshot, as a row read in a session is
-        return job, [], 0, ""
+        return delivery_module._Loaded(job, [], None, "", None, frozenset(), ())
 
     async def edit_message(self, message_id: int, **kwargs: Any) -> Any:
         view = kwargs["view"]  # every edit sets the buttons: Cancel while the job runs, the result's after
@@ -93,7 +94,7 @@ async def test_a_progress_edit_in_flight_when_the_job_finishes_lands_before_the_
     world.progress_gate.set()
     await asyncio.gather(progress, final, late)
     assert [what for what, _ in world.landed] == ["**a fox** - <@42> (16%) (fast)", "final"]
-    assert world.landed[0][1] == ["progress.webp"] and world.landed[1][1] == ["grid.png"]
+    assert world.landed[0][1] == ["progress.webp"] and world.landed[1][1] == ["a_fox_1.png"]
     assert delivery._locks == {} and delivery._shown == {}
 
 

@@ -100,7 +100,8 @@ async def test_after_the_token_expires_the_grid_is_posted_with_the_bot_token(
 
 async def test_model_autocomplete_offers_the_models_file(fake: FakeDiscord, bot: ImagineBot) -> None:
     choices = await fake.autocomplete("imagine", {"prompt": "a cat", "model": "tin"}, focused="model")
-    assert [c["value"] for c in choices] == ["tiny", "tiny-xl"]
+    assert [c["value"] for c in choices] == [name for name in bot.services.catalog.names if name.startswith("tin")]
+    assert {"tiny", "tiny-xl", "tiny-flux"} <= {c["value"] for c in choices}
 
 
 async def test_prompts_that_cannot_run_are_refused_ephemerally(fake: FakeDiscord, bot: ImagineBot) -> None:

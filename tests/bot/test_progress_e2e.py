@@ -55,7 +55,7 @@ async def test_a_running_job_shows_a_preview_and_its_percentage_then_only_the_gr
     final = versions[-1]
     job = await bot.services.db.run(jobs_db.get, job_id=_job_id(message))
     assert job is not None
-    assert [f.filename for f in final["files"]] == ["grid.png"]  # the preview is gone
+    assert [f.filename for f in final["files"]] == [f"a_fox_in_the_snow_{job.id}.png"]  # the preview is gone
     with Image.open(io.BytesIO(final["files"][0].data)) as grid:
         assert grid.size == (2 * job.spec["width"], 2 * job.spec["height"])
     assert "%" not in final["content"].splitlines()[0]
@@ -88,4 +88,4 @@ async def test_a_late_progress_event_after_the_final_message_changes_nothing(
     bot.delivery.wake(job.id)
     await bot.delivery.wait_idle()
     assert fake.message_versions[int(message["id"])] == before
-    assert [f.filename for f in fake.message(message)["files"]] == ["grid.png"]
+    assert [f.filename for f in fake.message(message)["files"]] == [f"a_quiet_harbour_{job.id}.png"]

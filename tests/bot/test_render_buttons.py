@@ -19,7 +19,7 @@ def test_each_kind_of_button_job_is_named_like_midjourney() -> None:
     assert job_detail(JobKind.VARY, strength=0.75) == "Variations (Strong) by"
     assert job_detail(JobKind.VARY, strength=0.35) == "Variations (Subtle) by"
     assert job_detail(JobKind.REROLL) == job_detail(JobKind.IMAGINE) == ""
-    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast, 1.2s)")
+    assert job_content(view(detail="Image #2")).startswith("**a fox --seed 7** - Image #2 <@42> (fast · GPU 1.2 s)")
 
 
 def test_a_finished_upscale_says_how_it_was_made() -> None:
@@ -40,3 +40,16 @@ def test_the_recipe_names_every_setting_and_no_link() -> None:
     varied = recipe_content(Recipe(prompt="x" * 5000, model="m", sampler="s", steps=1, guidance=1, seed=1, width=8,
                                    height=8, variation_strength=0.75))
     assert "variation" in varied and "strength 0.75" in varied and len(varied) < 2000
+
+
+async def test_every_view_is_within_discords_limits() -> None:
+    """Discord takes at most 5 rows of at most 5 buttons, each custom_id at most 100 characters, no duplicates."""
+    from bot.components import cancel_view, grid_view, upscale_view
+
+    biggest = 2**63 - 1  # the largest job id PostgreSQL makes
+    for view in (grid_view(biggest, upscaled={1, 4}), upscale_view(biggest), cancel_view(biggest)):
+        rows = view.to_components()
+        assert 1 <= len(rows) <= 5
+        ids = [button["custom_id"] for row in rows for button in row["components"]]
+        assert all(1 <= len(row["components"]) <= 5 for row in rows)
+        assert all(len(custom_id) <= 100 for custom_id in ids) and len(set(ids)) == len(ids)

@@ -42,9 +42,10 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_on_start(
         await database.dispose()
     assert finished is not None
     shown = fake.messages[finished.message_id]
-    assert not shows_result(shown) and "grid.png" not in [f.filename for f in fake.files(shown)]  # a preview at most
+    result = f"delivered_after_a_restart_{job.id}.png"
+    assert not shows_result(shown) and result not in [f.filename for f in fake.files(shown)]  # a preview at most
 
     async with running_bot(bot_settings, fake):
         message = await interaction.wait_original(shows_result, timeout=60)
     assert "delivered after a restart" in message["content"]
-    assert [f.filename for f in fake.files(message)] == ["grid.png"]  # the result replaced any preview
+    assert [f.filename for f in fake.files(message)] == [result]  # the result replaced any preview

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from db import jobs as jobs_db
 from db.models import Job
-from domain.spec import JobSpec, JobState
-from tests.support.factories import new_job, next_id
+from db.queue import queue_position, standing
+from domain.spec import JobSpec, JobState, Lane
+from tests.fakediscord.models import snowflake
+from tests.support.factories import new_job, next_id, spec
+
+
+def snowflake_at(seconds: float) -> int:
+    return snowflake(seconds)
 
 STALE = timedelta(seconds=30)
 
@@ -76,10 +82,39 @@ def test_progress_reports_whether_to_go_on(session: Session) -> None:
     assert row is not None and (row.progress_step, row.progress_total) == (4, 10)
 
 
-def test_queue_position_counts_jobs_ahead_in_the_same_queue(session: Session) -> None:
-    jobs = [jobs_db.submit(session=session, new=new_job())[0] for _ in range(3)]
-    base = jobs_db.queue_position(session=session, job=jobs[0])
-    assert [jobs_db.queue_position(session=session, job=j) - base for j in jobs] == [0, 1, 2]
+def test_positions_count_jobs_ahead_in_the_model_and_lane_and_etas_follow_recent_runs(session: Session) -> None:
+    queue = f"m{next_id()}"
+    jobs = [jobs_db.submit(session=session, new=new_job(spec=spec(model=queue), estimated_ms=8000))[0]
+            for _ in range(3)]
+    other_lane = jobs_db.submit(session=session, new=new_job(spec=spec(model=queue), lane=Lane.RELAX))[0]
+    assert [queue_position(session=session, job=j) for j in jobs] == [0, 1, 2]
+    assert queue_position(session=session, job=other_lane) == 0
+    now = datetime.now(UTC)
+    # No history: each job's own estimate (8 s); nothing runs, so the third waits for two runs, then runs.
+    eta = standing(session=session, job=jobs[2], now=now)
+    assert eta is not None and (eta.position, eta.eta_s) == (2, 24.0)
+    # Ten runs of 20 s in that queue: the estimate follows them.
+    for _ in range(10):
+        done = jobs_db.submit(session=session, new=new_job(spec=spec(model=queue)))[0]
+        session.execute(update(Job).where(Job.id == done.id).values(
+            state="succeeded", started_at=now - timedelta(seconds=30), finished_at=now - timedelta(seconds=10)))
+    # The first starts running (5 s ago): the others move up, and wait for what is left of its run.
+    session.execute(update(Job).where(Job.id == jobs[0].id).values(state="running",
+                                                                  started_at=now - timedelta(seconds=5)))
+    running, last = standing(session=session, job=jobs[0], now=now), standing(session=session, job=jobs[2], now=now)
+    assert running is not None and (running.position, running.eta_s) == (0, 15.0)
+    assert last is not None and (last.position, last.eta_s) == (1, 15.0 + 20.0 + 20.0)
+
+
+def test_a_second_click_within_seconds_is_the_same_click(session: Session) -> None:
+    user, key = next_id(), f"button:{next_id()}:job:1:reroll"
+    first_click = snowflake_at(1_700_000_000.0)
+    job, _ = jobs_db.submit(session=session, new=new_job(user, idem_key=f"{key}:{first_click}",
+                                                         interaction_id=first_click))
+    soon, later = snowflake_at(1_700_000_003.0), snowflake_at(1_700_000_000.0 + 120)
+    assert jobs_db.same_click(session=session, user_id=user, click_key=key, interaction_id=soon) == job
+    assert jobs_db.same_click(session=session, user_id=user, click_key=key, interaction_id=later) is None
+    assert jobs_db.same_click(session=session, user_id=next_id(), click_key=key, interaction_id=soon) is None
 
 
 def test_undelivered_lists_finished_jobs_until_marked(session: Session) -> None:

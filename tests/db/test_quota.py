@@ -205,11 +205,24 @@ def test_the_plans_limit_on_jobs_per_lane(session: Session) -> None:
 
 def test_a_banned_member_is_refused(session: Session) -> None:
     user = next_id()
-    plans_db.ban(session=session, user_id=user, by=1, reason="spam")
+    plans_db.ban(session=session, user_id=user, guild_id=None, by=1, reason="spam")  # an operator's: everywhere
     with pytest.raises(BannedError, match="Reason: spam"), session.begin_nested():
         submit(session, user)
-    assert plans_db.unban(session=session, user_id=user)
+    assert plans_db.unban(session=session, user_id=user, guild_id=None)
     assert submit(session, user)[0][1]
+
+
+def test_a_ban_in_one_server_refuses_there_only(session: Session) -> None:
+    user, here, there = next_id(), next_id(), next_id()
+    plans_db.ban(session=session, user_id=user, guild_id=here, by=1, reason="rude")
+    with pytest.raises(BannedError, match="Reason: rude"), session.begin_nested():
+        submit_jobs(session=session, new_jobs=[new_job(user, guild_id=here)], resolved=resolved(), estimates=[100])
+    [(_, created, _)] = submit_jobs(session=session, new_jobs=[new_job(user, guild_id=there)], resolved=resolved(),
+                                    estimates=[100])
+    assert created
+    assert not plans_db.unban(session=session, user_id=user, guild_id=there)  # that server has no ban to lift
+    assert plans_db.active_ban(session=session, user_id=user, guild_id=here) is not None
+    assert plans_db.active_ban(session=session, user_id=user, guild_id=None) is None
 
 
 # -- settle and refund -------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from domain.errors import PromptError, UnknownModelError
-from domain.params import HOUSE_NEGATIVE, effective_negative_prompt, image_guidance_scale
 from domain.prompt import (
     MAX_INPUT_CHARS,
     MAX_PROMPT_CHARS,
@@ -68,7 +67,7 @@ def test_issue_example() -> None:
 def test_defaults() -> None:
     s = spec("a cat")
     assert has(s, width=512, height=512, aspect="1:1", seed=1234, steps=30, guidance_scale=7.0)
-    assert has(s, chaos=0, quality=1.0, stop=100, tile=False, raw=False, stylize=None, negative_prompt="")
+    assert has(s, chaos=0, quality=1.0, stop=100, tile=False, stylize=None, negative_prompt="")
 
 
 def test_random_seed_is_drawn_per_job_and_the_default_is_random() -> None:
@@ -101,9 +100,6 @@ def test_random_seed_is_drawn_per_job_and_the_default_is_random() -> None:
         ("x --stop 10", "stop", 10),
         ("x --tile", "tile", True),
         ("x --TILE", "tile", True),
-        ("x --style raw", "raw", True),
-        ("x --style RAW", "raw", True),
-        ("x --raw", "raw", True),
         ("x --model sdxl", "model", "sdxl"),
         ("x --model XL", "model", "sdxl"),
         ("x --v 6", "model", "sdxl"),
@@ -162,13 +158,11 @@ def test_negatives_merge() -> None:
     assert spec("x --no b", PromptOptions(negative="a")).negative_prompt == "a, b"
 
 
-def test_chaos_and_raw_helpers() -> None:
-    chaotic = spec("x --c 100")
-    assert [image_guidance_scale(chaotic, i) for i in range(4)] == [7.0, 3.5, 10.5, 8.75]
-    assert [image_guidance_scale(spec("x"), i) for i in range(4)] == [7.0] * 4
-    assert effective_negative_prompt(spec("x --no dogs")) == f"dogs, {HOUSE_NEGATIVE}"
-    assert effective_negative_prompt(spec("x --no dogs --style raw")) == "dogs"
-    assert effective_negative_prompt(spec("x")) == HOUSE_NEGATIVE
+def test_style_raw_turns_off_the_house_style() -> None:
+    for text in ("x --style raw", "x --raw"):
+        assert spec(text).raw is True
+    assert spec("x").raw is False
+    assert parse("x --style raw").canonical == "x --seed 1234 --style raw"
 
 
 # What real prompts look like.
@@ -248,7 +242,7 @@ def test_a_prompt_pasted_from_midjourney_runs() -> None:
         "—ar 2:3 —style raw —v 6.1 —stylize 250 —sref 12345 —p abc123 —cw 50 —turbo."
     )
     s = parsed.specs[0]
-    assert has(s, prompt="portrait of a woman, cinematic lighting", aspect="2:3", raw=True, model="sdxl")
+    assert has(s, prompt="portrait of a woman, cinematic lighting", aspect="2:3", model="sdxl")
     assert has(s, stylize=250, width=832, height=1280)
     assert parsed.notes == [
         "Ignored Midjourney parameters this bot does not have: `--sref`, `--p`, `--cw`.",
@@ -275,6 +269,7 @@ def test_the_last_lane_flag_wins_with_a_note() -> None:
 def test_other_styles_are_dropped_with_a_note() -> None:
     parsed = parse("x --style cute")
     assert not parsed.specs[0].raw
+    assert parsed.canonical == "x --seed 1234"
     assert parsed.notes == ["Ignored Midjourney parameters this bot does not have: `--style cute`."]
 
 
@@ -290,7 +285,21 @@ def test_unknown_versions_and_missing_niji_are_ignored_with_a_note() -> None:
 def test_quality_4_becomes_2_with_a_note() -> None:
     parsed = parse("x --q 4")
     assert parsed.specs[0].quality == 2.0
-    assert parsed.notes == ["`--q 4` is not available here; used `--q 2`, the highest."]
+    assert parsed.notes == ["`--q 4` (older Midjourney versions) is not available here; used `--q 2`, the highest."]
+
+
+def test_prompts_pasted_from_older_midjourney_versions_run_with_notes() -> None:
+    parsed = parse("a castle --s 4000 --q 5 --beta --upbeta --remaster")
+    s = parsed.specs[0]
+    assert (s.stylize, s.quality) == (1000, 2.0)
+    assert parsed.notes == [
+        "Ignored Midjourney parameters this bot does not have: `--beta`, `--upbeta`, `--remaster`.",
+        "`--s 4000` (older Midjourney versions) is above this bot's 1000; used `--s 1000`.",
+        "`--q 5` (older Midjourney versions) is not available here; used `--q 2`, the highest.",
+    ]
+    # What no version took is still refused, with what to change.
+    with pytest.raises(PromptError, match="too high; use a whole number from 0 to 1000"):
+        parse("a castle --s 70000")
 
 
 def test_image_urls_at_the_start_are_set_aside_with_a_note() -> None:
@@ -419,7 +428,6 @@ def test_options_fill_in_and_agree() -> None:
         quality=2.0,
         stop=50,
         tile=True,
-        raw=True,
         repeat=2,
         steps=20,
         cfg=5.5,
@@ -429,7 +437,7 @@ def test_options_fill_in_and_agree() -> None:
     parsed = parse("x", options)
     s = parsed.specs[0]
     assert has(s, aspect="16:9", seed=7, model="sdxl", stylize=0, chaos=10, quality=2.0, stop=50)
-    assert has(s, tile=True, raw=True, steps=20, guidance_scale=5.5, sampler="ddim", negative_prompt="blur")
+    assert has(s, tile=True, steps=20, guidance_scale=5.5, sampler="ddim", negative_prompt="blur")
     assert len(parsed.specs) == 2
     agreeing = parse(
         "x --ar 32:18 --v 6 --seed 7 --tile", PromptOptions(aspect="16:9", model="sdxl", seed=7, tile=True)
@@ -582,7 +590,7 @@ def test_option_model_must_exist() -> None:
             "x --s nan",
             "`--s nan`: NaN and infinity are not allowed; use a whole number from 0 to 1000, like `--s 250`.",
         ),
-        ("x --s 1001", "`--s 1001`: too high; use a whole number from 0 to 1000, like `--s 250`."),
+        ("x --s 60001", "`--s 60001`: too high; use a whole number from 0 to 1000, like `--s 250`."),
         ("x --c 101", "`--c 101`: too high; use a whole number from 0 to 100, like `--c 20`."),
         ("x --chaos -1", "`--chaos -1`: too low; use a whole number from 0 to 100, like `--c 20`."),
         ("x --q 3", "`--q 3`: use one of .25, .5, 1 or 2, like `--q 2`."),
@@ -603,7 +611,6 @@ def test_option_model_must_exist() -> None:
             "`--sampler foo`: use one of euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim, unipc.",
         ),
         ("x --v", "`--v` needs a value, like `--v 6`."),
-        ("x --style", "`--style` needs a value, like `--style raw`."),
         (
             "a\x07 cat",
             "The prompt contains an invisible control character (U+0007) at character 2; remove it.",
@@ -647,8 +654,8 @@ def test_length_limit_counts_text_and_negative_but_not_parameters() -> None:
         ("a cat", "a cat --seed 1234"),
         ("a cat --seed 5 --ar 1:1 --s 100 --q 1 --stop 100 --c 0", "a cat --seed 5 --s 100"),
         (
-            "a cat —ar 32:18. --no dogs. --tile --style raw --seed 5",
-            "a cat --ar 16:9 --seed 5 --no dogs --tile --style raw",
+            "a cat —ar 32:18. --no dogs. --tile --seed 5",
+            "a cat --ar 16:9 --seed 5 --no dogs --tile",
         ),
         (
             "a cat --q .5 --steps 40 --cfg 4.25 --sampler euler --v 6 --seed 1",
@@ -690,7 +697,6 @@ def test_spec_json() -> None:
         "stylize",
         "quality",
         "stop",
-        "raw",
         "aspect",
         "weighted_prompts",
         "canonical",

@@ -215,7 +215,6 @@ options = st.builds(
     chaos=st.none() | st.integers(-1, 101),
     quality=st.none() | st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0, 3.0, float("nan")]),
     tile=st.none() | st.booleans(),
-    raw=st.none() | st.booleans(),
     repeat=st.none() | st.integers(0, 5),
     cfg=st.none() | st.floats(allow_nan=True, allow_infinity=True),
     sampler=st.none() | st.sampled_from(["euler", "EULER_A", "nope"]),

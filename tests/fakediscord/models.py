@@ -63,14 +63,18 @@ _last_ms = 0
 _increment = 0
 
 
-def snowflake(at: float | None = None) -> int:
-    """A fresh snowflake for now (unique and increasing in this process), or for ``at`` (Unix seconds)."""
+def snowflake(at: float | None = None, *, ahead: float = 0.0) -> int:
+    """A fresh snowflake for now (unique and increasing in this process), or for ``at`` (Unix seconds).
+
+    ``ahead`` moves "now" that many seconds on (a Discord clock a test advanced, see
+    ``FakeDiscord.advance_clock``); later snowflakes never go back before it.
+    """
     global _last_ms, _increment
     with _lock:
         if at is not None:
             ms = int(at * 1000)
         else:
-            ms = max(int(time.time() * 1000), _last_ms)
+            ms = max(int((time.time() + ahead) * 1000), _last_ms)
             if ms == _last_ms:
                 _increment += 1
                 if _increment > 0xFFF:

@@ -46,6 +46,7 @@ from .models import (
     iso,
     snowflake,
 )
+from .openapi import RequestRejected, validate_request
 
 __all__ = [
     "API_PREFIX",
@@ -438,6 +439,9 @@ class FakeDiscord:
         Seconds :meth:`slash_command` and friends wait for a connected client before giving up.
     dispatch_message_events:
         Send MESSAGE_CREATE/UPDATE/DELETE for non-ephemeral messages to connected clients, as Discord does.
+    validate_openapi:
+        Refuse (400, code 50035) every request body that Discord's own OpenAPI description refuses, and record
+        it in :attr:`schema_rejections` (see ``openapi.py``). On by default.
 
     Use ``async with FakeDiscord() as fake:`` or :meth:`start` / :meth:`stop`.
     """
@@ -454,6 +458,7 @@ class FakeDiscord:
         client_timeout: float = 10.0,
         heartbeat_interval_ms: int = 41_250,
         dispatch_message_events: bool = True,
+        validate_openapi: bool = True,
     ) -> None:
         self.bot_user = FakeUser(bot_name, bot=True)
         self.application_id: int = self.bot_user.id
@@ -466,6 +471,12 @@ class FakeDiscord:
         self.client_timeout = client_timeout
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.dispatch_message_events = dispatch_message_events
+        #: Check every request body against Discord's OpenAPI description (``tests/fakediscord/openapi.py``).
+        self.validate_openapi = validate_openapi
+        #: Seconds Discord's clock (the time in interaction ids) is ahead of the real one: :meth:`advance_clock`.
+        self.clock_ahead = 0.0
+        #: ``(method, path, reason)`` of each request refused by that check.
+        self.schema_rejections: list[tuple[str, str, str]] = []
         self.recheck_interval = 0.05
 
         if guilds is None:
@@ -671,6 +682,13 @@ class FakeDiscord:
         """Make an interaction token expired now (webhook calls get 401 code 50027)."""
         target = interaction if isinstance(interaction, FakeInteraction) else self._by_token[interaction]
         target.expire_token()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move Discord's clock on: interactions from now on carry ids (timestamps) ``seconds`` later, as if
+        that much time had passed between a user's clicks. Nothing else waits."""
+        if seconds < 0:
+            raise ValueError("Discord's clock only moves forward")
+        self.clock_ahead += seconds
 
     # -- waiting ---------------------------------------------------------------------------------------------
 
@@ -1316,7 +1334,7 @@ class FakeDiscord:
     ) -> FakeInteraction:
         session = await self.wait_for_client()
         actor = user or self.user
-        interaction_id = snowflake()
+        interaction_id = snowflake(ahead=self.clock_ahead)
         guild = self.guild_by_id(channel.guild_id)
         payload: dict[str, Any] = {
             "id": str(interaction_id),
@@ -1479,6 +1497,7 @@ class FakeDiscord:
         uploads: list[Upload] = []
         try:
             json_body, uploads = await _read_body(raw)
+            self._check_schema(raw, path, json_body)
             status, body, headers, route = await self._handle(
                 _Request(raw, path, json_body, uploads), path, authorized
             )
@@ -1509,6 +1528,17 @@ class FakeDiscord:
         return web.Response(
             status=status, body=json.dumps(body).encode(), content_type="application/json", headers=headers
         )
+
+    def _check_schema(self, raw: web.Request, path: str, body: Any) -> None:
+        """Refuse a body that Discord's OpenAPI description refuses (400, code 50035), and remember it."""
+        if not self.validate_openapi:
+            return
+        try:
+            validate_request(raw.method, path, body, multipart=raw.content_type.startswith("multipart/"))
+        except RequestRejected as exc:
+            log.warning("fake discord refused %s %s: %s", raw.method, path, exc)
+            self.schema_rejections.append((raw.method, path, str(exc)))
+            raise _form_error(exc.path or "_body", "OPENAPI_SCHEMA", exc.message) from None
 
     async def _handle(
         self, request: _Request, path: str, authorized: bool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -182,6 +183,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as server:
         yield server
         assert server.server_errors == []
+        assert server.schema_rejections == []
         assert server.unhandled == []
 
 
@@ -410,3 +412,35 @@ async def test_gateway_resume_and_server_error_retry(fake: FakeDiscord) -> None:
 
         interaction = await fake.slash_command("plan")
         assert (await interaction.wait_original())["content"] == "guild skus=[]"
+
+
+async def test_bodies_discord_refuses_are_refused_by_its_openapi_description(fake: FakeDiscord) -> None:
+    """What only Discord's own description knows (an embed title over 256, a command name over 32 characters, a
+    button style that does not exist) is refused with 50035, as Discord would; a valid body passes."""
+    headers = {"Authorization": f"Bot {fake.bot_token}"}
+    channel = f"{fake.api_base}/channels/{fake.channel.id}/messages"
+    commands_url = f"{fake.api_base}/applications/{fake.application_id}/commands"
+    bad_button = {"type": 1, "components": [{"type": 2, "style": 9, "label": "x", "custom_id": "x"}]}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for url, method, body, field in [
+            (channel, "POST", {"embeds": [{"title": "t" * 257}]}, "title"),
+            (channel, "POST", {"content": "hi", "components": [bad_button]}, "components"),
+            (commands_url, "PUT", [{"name": "i" * 33, "description": "draw", "type": 1}], "name"),
+        ]:
+            async with session.request(method, url, json=body) as response:
+                answer = await response.json()
+                assert (response.status, answer["code"]) == (400, 50035), answer
+                assert field in json.dumps(answer["errors"])
+        async with session.post(channel, json={"content": "fine", "embeds": [{"title": "t" * 256}]}) as response:
+            assert response.status == 200
+    assert len(fake.schema_rejections) == 3
+    fake.schema_rejections.clear()
+
+
+def test_the_most_literal_path_template_wins() -> None:
+    from tests.fakediscord.openapi import find_operation
+
+    original = find_operation("PATCH", "/webhooks/1/abc/messages/@original")
+    by_id = find_operation("PATCH", "/webhooks/1/abc/messages/22")
+    assert original is not None and original.template.endswith("/messages/@original")
+    assert by_id is not None and by_id.template.endswith("/messages/{message_id}")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.support.services import REPO
@@ -68,3 +69,21 @@ def test_parse_prints_json_and_fails_with_exit_2_on_a_bad_prompt(tiny_models: Pa
     bad = imagine("parse", "a lighthouse --ar 0:1", env=env)
     assert bad.returncode == 2
     assert "--ar" in bad.stderr and "Traceback" not in bad.stderr
+
+
+#: The tiny model of each family (``inference.tiny``).
+FAMILY_MODELS = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-qwenimage"]
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+def test_generate_writes_a_2x2_grid_on_every_family(tiny_models: Path, tmp_path: Path, model: str) -> None:
+    out = tmp_path / "grid.png"
+    env = {"MODELS_FILE": str(tiny_models)}
+    result = imagine("generate", f"a fox --model {model}", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    tile = json.loads(imagine("parse", f"a fox --model {model}", env=env).stdout)
+    with Image.open(out) as grid:
+        assert grid.size == (2 * tile["width"], 2 * tile["height"])
+        quadrants = [grid.crop((x, y, x + tile["width"], y + tile["height"])).tobytes()
+                     for y in (0, tile["height"]) for x in (0, tile["width"])]
+        assert len(set(quadrants)) == 4  # four different images, not one repeated or a blank

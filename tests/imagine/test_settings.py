@@ -34,3 +34,17 @@ def test_environment_and_dotenv_are_read(tmp_path: Path, monkeypatch: pytest.Mon
 def test_a_missing_or_placeholder_token_is_refused(token: str) -> None:
     with pytest.raises(SettingsError, match="DISCORD_TOKEN is not set"):
         Settings(_env_file=None, discord_token=token).require_token()  # type: ignore[call-arg]
+
+
+def test_worker_devices_are_read_and_bad_ones_refused() -> None:
+    settings = Settings(_env_file=None, worker_devices="0, 1,cpu")  # type: ignore[call-arg]
+    assert settings.worker_device_list == ("cuda:0", "cuda:1", "cpu")
+    assert Settings(_env_file=None).worker_device_list == ()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="WORKER_DEVICES must be comma-separated devices"):
+        Settings(_env_file=None, worker_devices="gpu0")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("name", "value"), [("discord_shards", "two"), ("log_format", "xml")])
+def test_bad_shards_and_log_format_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name.upper()):
+        Settings(_env_file=None, **{name: value})  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ def embeds(
     cache: PipelineCache, preset: ModelPreset, spec: JobSpec, seeds: list[int] | None = None
 ) -> torch.Tensor:
     pipe = cache.text_to_image(preset)
-    return encode_conditioning(pipe, preset.family, spec, seeds or [1, 2]).prompt_embeds
+    return encode_conditioning(pipe, cache.family(preset), spec, seeds or [1, 2]).prompt_embeds
 
 
 def test_weights_are_normalised_and_negative_weights_subtract(

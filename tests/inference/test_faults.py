@@ -169,11 +169,11 @@ def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.Te
     settings = make_settings(
         database_url=database_url, redis_url=redis.url, models_file=tiny_models, data_dir=root,
         heartbeat_s=HEARTBEAT_S, reaper_interval_s=REAPER_S, max_attempts=MAX_ATTEMPTS, job_timeout_s=JOB_TIMEOUT_S,
-        worker_concurrency=2, worker_stop_grace_s=5,
+        worker_devices="cpu:0,cpu:1", worker_stop_grace_s=5,
     )
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    app = create_celery(settings, redis.url)
+    app = create_celery(redis.url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     log = Log(root / "worker.log")
     env = {**settings_env(settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     output = log.path.open("a")

@@ -19,11 +19,10 @@ from db.session import make_engine, make_sessionmaker
 from domain.catalog import load_catalog
 from domain.spec import JobState
 from imagine.services import EmbeddedPostgres, create_database
-from inference.runner import owner_name, run_job
+from inference.context import WorkerContext, owner_name
+from inference.runner import run_job
 from inference.storage import open_store
-from inference.worker import WorkerContext
 from tests.support.factories import new_job, spec
-from tests.support.services import make_settings
 
 
 def test_a_job_finishes_across_a_postgres_restart(tiny_models: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -35,8 +34,7 @@ def test_a_job_finishes_across_a_postgres_restart(tiny_models: Path, caplog: pyt
         upgrade(url)
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
-        settings = make_settings(database_url=url, models_file=tiny_models, data_dir=root / "data")
-        ctx = WorkerContext(settings=settings, catalog=load_catalog(tiny_models), database_url=url,
+        ctx = WorkerContext(catalog=load_catalog(tiny_models), database_url=url,
                             sessions=sessions, store=open_store(str(root / "images")), owner=owner_name())
         with sessions() as session, session.begin():
             job, _ = jobs_db.submit(session=session, new=new_job(spec=spec(width=64, height=64, steps=300)))

@@ -1,10 +1,10 @@
-"""The image store: local folder (atomic writes, key checks), memory fake, S3 adapter with a fake client."""
+"""The image store: the local folder and the S3 backend pass the same tests (S3 against moto's server mode);
+plus local atomic writes, S3 layout, the memory fake."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 
@@ -17,6 +17,7 @@ from inference.storage import (
     check_key,
     open_store,
 )
+from tests.support.s3 import S3Server
 
 BAD_KEYS = [
     "",
@@ -32,16 +33,23 @@ BAD_KEYS = [
 ]
 
 
-def test_local_round_trip(tmp_path: Path) -> None:
-    store = LocalImageStore(tmp_path / "images")
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ImageStore:
+    """Each backend behind the one interface: these tests run against both (S3: the local moto server)."""
+    if request.param == "local":
+        return open_store(str(tmp_path / "images"))
+    s3 = request.getfixturevalue("s3_server")
+    return open_store(s3.store_url(s3.new_bucket(), prefix="imagine"))
+
+
+def test_round_trip(store: ImageStore) -> None:
     assert isinstance(store, ImageStore)
     assert not store.exists("jobs/42/grid.png")
     store.put("jobs/42/grid.png", b"first", "image/png")
     store.put("jobs/42/grid.png", b"second", "image/png")
     assert store.get("jobs/42/grid.png") == b"second"
     assert store.exists("jobs/42/grid.png")
-    assert store.url_for("jobs/42/grid.png") is None
-    assert [p.name for p in (tmp_path / "images/jobs/42").iterdir()] == ["grid.png"]  # no temp files left
+    assert store.url_for("jobs/42/grid.png") is None  # no public URL configured: the bot uploads the bytes
     with pytest.raises(ImageNotFoundError, match=r"jobs/42/u1\.png"):
         store.get("jobs/42/u1.png")
     store.delete("jobs/42/grid.png")
@@ -51,16 +59,55 @@ def test_local_round_trip(tmp_path: Path) -> None:
         store.delete("../grid.png")
 
 
+def test_keys_are_independent(store: ImageStore) -> None:
+    png = bytes(range(256)) * 64  # binary, 16 KiB
+    store.put("jobs/1/0.png", png, "image/png")
+    store.put("jobs/1/preview-3.webp", b"webp", "image/webp")
+    store.put("jobs/10/0.png", b"other", "image/png")
+    assert store.get("jobs/1/0.png") == png and store.get("jobs/10/0.png") == b"other"
+    store.delete("jobs/1/preview-3.webp")
+    assert store.exists("jobs/1/0.png") and not store.exists("jobs/1/preview-3.webp")
+
+
 @pytest.mark.parametrize("key", BAD_KEYS)
-def test_keys_cannot_leave_the_store(tmp_path: Path, key: str) -> None:
-    store = LocalImageStore(tmp_path / "images")
+def test_keys_cannot_leave_the_store(store: ImageStore, key: str) -> None:
     with pytest.raises(ValueError, match="image key"):
         store.put(key, b"x", "image/png")
-    with pytest.raises(ValueError):
-        store.get(key)
+    for method in (store.get, store.exists, store.delete, store.url_for):
+        with pytest.raises(ValueError):
+            method(key)
     with pytest.raises(ValueError):
         check_key(key)
-    assert not any(tmp_path.rglob("*"))
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = LocalImageStore(tmp_path / "images")
+    store.put("jobs/42/grid.png", b"first", "image/png")
+    store.put("jobs/42/grid.png", b"second", "image/png")
+    assert [p.name for p in (tmp_path / "images/jobs/42").iterdir()] == ["grid.png"]
+    with pytest.raises(ValueError):
+        store.put("../x.png", b"x", "image/png")
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
+        "images/jobs/42/grid.png"
+    ]
+
+
+def test_s3_objects_live_under_the_prefix_with_their_content_type(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    store = open_store(s3_server.store_url(bucket, prefix="imagine/images") + "&public_url=https://cdn.example/")
+    assert isinstance(store, S3ImageStore)
+    store.put("jobs/1/grid.png", b"png", "image/png")
+    listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert [item["Key"] for item in listed] == ["imagine/images/jobs/1/grid.png"]
+    head = s3_server.client().head_object(Bucket=bucket, Key="imagine/images/jobs/1/grid.png")
+    assert head["ContentType"] == "image/png"
+    assert store.url_for("jobs/1/grid.png") == "https://cdn.example/imagine/images/jobs/1/grid.png"
+
+
+def test_s3_errors_other_than_not_found_are_raised(s3_server: S3Server) -> None:
+    store = open_store(s3_server.store_url("no-such-bucket"))
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        store.put("jobs/1/grid.png", b"png", "image/png")
 
 
 def test_open_store_by_url(tmp_path: Path) -> None:
@@ -76,51 +123,6 @@ def test_s3_without_boto3_says_what_to_install(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 now raises ImportError
     with pytest.raises(RuntimeError, match="pip install boto3"):
         open_store("s3://bucket/prefix")
-
-
-class FakeS3:
-    class NotFound(Exception):
-        response: ClassVar[dict[str, Any]] = {"Error": {"Code": "404"}}
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], tuple[bytes, str]] = {}
-
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str) -> None:
-        self.objects[(Bucket, Key)] = (Body, ContentType)
-
-    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
-        if (Bucket, Key) not in self.objects:
-            raise self.NotFound()
-        body = self.objects[(Bucket, Key)][0]
-
-        class Body:
-            def read(self) -> bytes:
-                return body
-
-        return {"Body": Body()}
-
-    def head_object(self, *, Bucket: str, Key: str) -> None:
-        if (Bucket, Key) not in self.objects:
-            raise self.NotFound()
-
-    def delete_object(self, *, Bucket: str, Key: str) -> None:
-        self.objects.pop((Bucket, Key), None)  # S3 answers 204 for a missing key too
-
-
-def test_s3_store_with_a_fake_client() -> None:
-    client = FakeS3()
-    store = S3ImageStore(client, "bucket", "/imagine/", public_url="https://cdn.example/")
-    store.put("jobs/1/grid.png", b"png", "image/png")
-    assert client.objects == {("bucket", "imagine/jobs/1/grid.png"): (b"png", "image/png")}
-    assert store.get("jobs/1/grid.png") == b"png"
-    assert store.exists("jobs/1/grid.png") and not store.exists("jobs/2/grid.png")
-    assert store.url_for("jobs/1/grid.png") == "https://cdn.example/imagine/jobs/1/grid.png"
-    with pytest.raises(ImageNotFoundError):
-        store.get("jobs/2/grid.png")
-    with pytest.raises(ValueError):
-        store.put("../grid.png", b"", "image/png")
-    store.delete("jobs/1/grid.png")
-    assert client.objects == {}
 
 
 def test_memory_store() -> None:

@@ -38,7 +38,8 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture(scope="module")
 def celery_app(redis_url: str, database_url: str) -> Celery:
-    return create_celery(make_settings(database_url=database_url, redis_url=redis_url), redis_url)
+    settings = make_settings(database_url=database_url, redis_url=redis_url)
+    return create_celery(redis_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
 
 
 def submit(sessions: sessionmaker[Session], **spec_changes: object) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,13 @@ REPO = Path(__file__).resolve().parents[2]
 SESSION_KEY_PREFIX = f"imagine-test-{uuid.uuid4().hex[:8]}:"
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a subprocess will start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def make_settings(**values: Any) -> Settings:
     """Settings for tests: nothing read from the environment or .env but what is given here."""
     defaults: dict[str, Any] = {
@@ -33,6 +41,7 @@ def make_settings(**values: Any) -> Settings:
         "progress_interval_s": 0.0,
         "reaper_interval_s": 3600.0,
         "log_level": "INFO",
+        "command_burst": 0,  # tests that are about the rate limit set their own
     }
     defaults.update(values)
     if "data_dir" in defaults and "storage_url" not in defaults:
@@ -109,10 +118,11 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 240.0) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, str] | None = None) -> WorkerProcess:
+    """``env``: more environment variables for the worker process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
-        env=settings_env(settings),
+        env={**settings_env(settings), **(env or {})},
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,0 +1,70 @@
+"""Whether a model of the models file can load, checked when a worker starts, before it serves the model's queues.
+
+Only files are read (``model_index.json`` and the component folders; a Hub id's ``model_index.json`` through
+``huggingface_hub``): no torch, no diffusers, no weights in memory, no CUDA. So the worker's parent process can
+check every model of its queues in well under a second, and one that cannot load is reported in one line
+instead of failing a member's job later. A corrupt weights file is still found only when it is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from domain.catalog import ModelPreset
+
+__all__ = ["SINGLE_FILE_SUFFIXES", "check_model"]
+
+#: Suffixes of single-file checkpoints (as published on Civitai), loaded with ``from_single_file``.
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+#: Files that hold a component's weights in the diffusers layout.
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
+
+
+def check_model(preset: ModelPreset) -> str | None:
+    """Why ``preset`` cannot be loaded, in a few words, or ``None`` when it looks loadable.
+
+    A single-file checkpoint must exist and its family must load one; a diffusers folder (or Hub id) must
+    hold a pipeline of its family (``domain.capabilities``' ``pipelines``), and every component of a local
+    folder must be there with its weights.
+    """
+    caps = preset.capabilities
+    source = preset.source
+    if source.lower().endswith(SINGLE_FILE_SUFFIXES):
+        if not caps.single_file:
+            return f"family {caps.family!r} cannot load a single-file checkpoint; use a diffusers folder or Hub id"
+        return None if Path(source).is_file() else f"there is no checkpoint file at {source}"
+    local = Path(source).exists()
+    try:
+        index = _model_index(source, local)
+    except Exception as exc:  # OSError, JSON errors, huggingface_hub's errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no pipeline at {source} ({first})"
+    found = index.get("_class_name")
+    if found not in caps.pipelines:
+        return f"{source} holds a {found} pipeline, not one of family {caps.family!r} ({caps.pipelines[0]})"
+    if not local:
+        return None
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
+            continue
+        folder = Path(source) / name
+        if not folder.is_dir():
+            return f"its {name} folder is missing from {source}"
+        if (folder / "config.json").is_file() and not any(any(folder.glob(p)) for p in _WEIGHT_FILES):
+            return f"its {name} weights are missing from {folder}"
+    return None
+
+
+def _model_index(source: str, local: bool) -> dict[str, Any]:
+    if local:
+        path = Path(source) / "model_index.json"
+    else:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(source, "model_index.json"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("model_index.json is not a table")
+    return data

@@ -1,0 +1,106 @@
+"""The production bot: sharded (`DISCORD_SHARDS`), with /metrics and /healthz (what `imagine bot` serves on
+`BOT_METRICS_PORT`): an /imagine through the fake Discord and the real worker shows up in the bot's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from bot.client import ImagineBot, ShardedImagineBot, create_bot
+from bot.services import BotServices
+from db import jobs as jobs_db
+from imagine.runner import serve_bot_monitoring
+from imagine.settings import Settings
+from tests.fakediscord import FakeDiscord, run_client
+from tests.support.factories import new_job, spec
+from tests.support.messages import shows_result
+from tests.support.metrics import healthz, scrape
+from tests.support.services import WorkerProcess
+
+GRID_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+async def sharded(bot_settings: Settings, fake: FakeDiscord, worker: WorkerProcess) -> AsyncIterator[ImagineBot]:
+    settings = bot_settings.model_copy(update={"discord_shards": "2"})
+    services = BotServices.create(settings, database_url=settings.database_url, broker_url=settings.redis_url)
+    client = create_bot(services, guild_ready_timeout=0.1)
+    async with run_client(client, fake, redirect=False):
+        await client.delivery.wait_listening()
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def monitoring(sharded: ImagineBot) -> AsyncIterator[str]:
+    server = serve_bot_monitoring(sharded, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.port}"
+    server.close()
+
+
+async def test_discord_shards_picks_the_client(sharded: ImagineBot, bot_settings: Settings) -> None:
+    services = sharded.services
+    assert type(create_bot(replace(services, settings=bot_settings))) is ImagineBot
+    auto = create_bot(replace(services, settings=bot_settings.model_copy(update={"discord_shards": "auto"})))
+    assert isinstance(auto, ShardedImagineBot) and auto.shard_count is None  # it asks GET /gateway/bot
+
+
+async def test_the_sharded_bot_connects_every_shard(fake: FakeDiscord, sharded: ImagineBot) -> None:
+    assert isinstance(sharded, ShardedImagineBot) and sharded.shard_count == 2
+    shards = {session.shard for session in fake.sessions if session.alive}
+    assert {(0, 2), (1, 2)} <= shards
+    assert set(sharded.shards) == {0, 1}
+
+
+async def test_an_imagine_shows_in_the_bots_metrics(
+    fake: FakeDiscord, sharded: ImagineBot, monitoring: str
+) -> None:
+    before = await asyncio.to_thread(scrape, monitoring)
+    interaction = await fake.slash_command("imagine", {"prompt": "a lighthouse in the fog --seed 9"})
+    ack = await interaction.wait_ack()
+    assert ack.type == 5 and ack.delay < 3.0
+    await interaction.wait_original(shows_result, timeout=GRID_TIMEOUT)
+    await sharded.delivery.wait_idle()
+
+    after = await asyncio.to_thread(scrape, monitoring)
+    acks = after.value("imagine_interaction_ack_seconds_count", command="imagine")
+    assert acks == before.value("imagine_interaction_ack_seconds_count", command="imagine") + 1
+    assert 0 < after.value("imagine_interaction_ack_seconds_sum", command="imagine") - before.value(
+        "imagine_interaction_ack_seconds_sum", command="imagine") < 3.0
+    assert after.value("imagine_deliveries_total", state="succeeded") == before.value(
+        "imagine_deliveries_total", state="succeeded") + 1
+
+
+async def test_the_queue_depth_comes_from_postgresql(sharded: ImagineBot, monitoring: str) -> None:
+    def add_queued(*, session) -> int:  # type: ignore[no-untyped-def]
+        job, _ = jobs_db.submit(session=session, new=new_job(spec=spec(model="unserved")))
+        return job.id
+
+    # A model no worker serves: its job waits in the queue.
+    job_id = await sharded.services.db.run(add_queued)
+    metrics = await asyncio.to_thread(scrape, monitoring)
+    assert metrics.value("imagine_queue_depth", model="unserved", lane="fast", state="queued") == 1
+
+    def cancel(*, session) -> None:  # type: ignore[no-untyped-def]
+        jobs_db.request_cancel(session=session, job_id=job_id)
+
+    await sharded.services.db.run(cancel)
+    metrics = await asyncio.to_thread(scrape, monitoring)
+    assert metrics.value("imagine_queue_depth", model="unserved") == 0
+
+
+async def test_healthz_says_what_is_wrong(sharded: ImagineBot, monitoring: str) -> None:
+    status, body = await asyncio.to_thread(healthz, monitoring)
+    assert (status, body) == (200, {"status": "ok", "checks": {"discord": "ok", "database": "ok"}})
+    server = serve_bot_monitoring(ImagineBot(sharded.services), "127.0.0.1", 0)  # a bot that never connected
+    try:
+        status, body = await asyncio.to_thread(healthz, f"http://127.0.0.1:{server.port}")
+    finally:
+        server.close()
+    assert status == 503
+    assert body == {"status": "failing", "checks": {"discord": "not connected to the Discord gateway",
+                                                    "database": "ok"}}
+
