@@ -26,7 +26,9 @@ __all__ = ["EXTENSIONS", "ImagineBot", "ShardedImagineBot", "create_bot", "point
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.jobs", "bot.cogs.account", "bot.cogs.admin")
+EXTENSIONS = (
+    "bot.cogs.imagine", "bot.cogs.buttons", "bot.cogs.canvas", "bot.cogs.jobs", "bot.cogs.account", "bot.cogs.admin",
+)
 
 
 #: The custom_ids the bot's buttons take (their DynamicItem templates).

@@ -75,9 +75,10 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View:
+def grid_view(job_id: int, *, upscaled: Collection[int] = (), draft: bool = False) -> discord.ui.View:
     """U1–U4 and 🔄 on the first row, V1–V4 on the second (Midjourney's layout). The U button of a tile
-    already upscaled is blurple (primary), as Midjourney marks a used one; it still works."""
+    already upscaled is blurple (primary), as Midjourney marks a used one; it still works. A ``--draft`` grid
+    has Enhance 1–4 on a third row (each redraws its image at full quality)."""
     view = discord.ui.View(timeout=None)
     for tile in range(1, 5):
         style = discord.ButtonStyle.primary if tile in upscaled else discord.ButtonStyle.secondary
@@ -85,15 +86,38 @@ def grid_view(job_id: int, *, upscaled: Collection[int] = ()) -> discord.ui.View
     view.add_item(JobButton(ButtonRef(job_id, Action.REROLL), emoji="🔄", row=0))
     for tile in range(1, 5):
         view.add_item(JobButton(ButtonRef(job_id, Action.VARY, tile), label=f"V{tile}", row=1))
+    if draft:
+        for tile in range(1, 5):
+            view.add_item(JobButton(ButtonRef(job_id, Action.ENHANCE, tile), label=f"Enhance {tile}", emoji="✨",
+                                    style=discord.ButtonStyle.primary, row=2))
     return view
 
 
-def upscale_view(job_id: int) -> discord.ui.View:
-    """Under an upscaled image: vary it, upscale it again, or read its recipe."""
+#: The canvas rows under an upscaled image (Midjourney's layout): zooms and Make Square, then the pans.
+_ZOOMS = ((Action.ZOOM_2X, "Zoom Out 2x"), (Action.ZOOM_1_5X, "Zoom Out 1.5x"), (Action.ZOOM_CUSTOM, "Custom Zoom"))
+_PANS = ((Action.PAN_LEFT, "⬅️"), (Action.PAN_RIGHT, "➡️"), (Action.PAN_UP, "⬆️"), (Action.PAN_DOWN, "⬇️"))
+
+
+def upscale_view(job_id: int, *, square: bool = True) -> discord.ui.View:
+    """Under an upscaled image: vary it (all or a region), upscale it again, zoom out, pan, make it square
+    (when it is not), or read its recipe. Five rows of at most five buttons."""
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton(ButtonRef(job_id, Action.VARY_STRONG), label="Vary (Strong)", emoji="🪄", row=0))
-    view.add_item(JobButton(ButtonRef(job_id, Action.VARY_SUBTLE), label="Vary (Subtle)", emoji="🪄", row=0))
-    view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE_SUBTLE), label="Upscale (Subtle ×2)", row=1))
-    view.add_item(JobButton(ButtonRef(job_id, Action.UPSCALE_CREATIVE), label="Upscale (Creative ×2)", row=1))
-    view.add_item(JobButton(ButtonRef(job_id, Action.RECIPE), label="Recipe", emoji="📋", row=2))
+
+    def add(action: Action, row: int, label: str | None = None, emoji: str | None = None) -> None:
+        view.add_item(JobButton(ButtonRef(job_id, action), label=label, emoji=emoji, row=row))
+
+    add(Action.VARY_STRONG, 0, "Vary (Strong)", "🪄")
+    add(Action.VARY_SUBTLE, 0, "Vary (Subtle)", "🪄")
+    add(Action.VARY_REGION, 0, "Vary (Region)", "🖌️")
+    add(Action.UPSCALE_SUBTLE, 1, "Upscale (2x)")
+    add(Action.UPSCALE_4X, 1, "Upscale (4x)")
+    add(Action.UPSCALE_CREATIVE, 1, "Upscale (Creative ×2)")
+    add(Action.REDO_UPSCALE, 1, "Redo Upscale", "🔁")
+    for action, label in _ZOOMS:
+        add(action, 2, label, "🔍")
+    if not square:
+        add(Action.SQUARE, 2, "Make Square", "↔️")
+    for action, emoji in _PANS:
+        add(action, 3, emoji=emoji)
+    add(Action.RECIPE, 4, "Recipe", "📋")
     return view

@@ -114,13 +114,16 @@ def _detail(session: Session, job: Job) -> tuple[str, int | None]:
     and the grid tile an upscale came from."""
     kind = JobKind(job.kind)
     image_number = None
+    if kind is JobKind.IMAGINE and job.parent_image_id is not None:  # Enhance on a draft's tile
+        source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
+        image_number = source.index + 1 if source is not None else None
     if kind is JobKind.UPSCALE and job.parent_image_id is not None:
         source = jobs_db.get_image(session=session, image_id=job.parent_image_id)
         source_job = jobs_db.get(session=session, job_id=source.job_id) if source is not None else None
         if source is not None and source_job is not None and source_job.kind != JobKind.UPSCALE:
             image_number = source.index + 1  # U1-U4 on a grid
     detail = job_detail(kind, image_number=image_number, upscale_mode=job.spec.get("upscale_mode"),
-                        strength=job.spec.get("strength"))
+                        strength=job.spec.get("strength"), zoom=job.spec.get("zoom"), pan=job.spec.get("pan"))
     return detail, image_number
 
 
@@ -417,8 +420,11 @@ class Delivery:
             limit = upload_limit or job.upload_limit or DEFAULT_UPLOAD_LIMIT
             files.append(await self._attachment(job.result_key, limit, name, spoiler=job.flagged))  # safety check
             # One upscaled image gets the post-upscale buttons; imagine, reroll and vary made a grid.
-            components = (upscale_view(job.id) if view.kind is JobKind.UPSCALE
-                          else grid_view(job.id, upscaled=loaded.upscaled))
+            if view.kind is JobKind.UPSCALE:
+                images = loaded.images
+                components = upscale_view(job.id, square=not images or images[0].width == images[0].height)
+            else:
+                components = grid_view(job.id, upscaled=loaded.upscaled, draft=bool(job.spec.get("draft")))
         return content, files, components
 
     async def _deliver_final(self, loaded: _Loaded) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "UPSCALE_METHODS",
     "JobView",
     "Recipe",
+    "canvas_label",
     "format_duration",
     "format_eta",
     "job_content",
@@ -58,20 +59,41 @@ class JobView:
     total_s: float | None = None
 
 
+def canvas_label(kind: JobKind, *, zoom: float | None = None, pan: str | None = None,
+                 region: tuple[int, ...] = ()) -> str:
+    """A canvas job's button as Midjourney names it: "Zoom Out 2x", "Pan Left", "Make Square",
+    "Vary (Region)"; empty for the other kinds."""
+    if kind is JobKind.ZOOM:
+        return f"Zoom Out {zoom or 2:g}x"
+    if kind is JobKind.PAN:
+        return f"Pan {(pan or '').title()}"
+    if kind is JobKind.SQUARE:
+        return "Make Square"
+    if kind is JobKind.REGION:
+        cells = f" of cells {', '.join(map(str, region))}" if region else ""
+        return f"Vary (Region){cells}"
+    return ""
+
+
 def job_detail(kind: JobKind, *, image_number: int | None = None, upscale_mode: str | None = None,
-               strength: float | None = None) -> str:
+               strength: float | None = None, zoom: float | None = None, pan: str | None = None) -> str:
     """What a button's job is, as Midjourney words it: "Image #2" (U2 on a grid), "Upscaled (Creative) by"
-    (an upscale of an upscale), "Variations (Strong) by"; empty for /imagine and rerolls.
+    (an upscale of an upscale), "Variations (Strong) by", "Zoom Out 2x by", "Pan Left by", "Enhanced Image #2"
+    (Enhance 2 on a draft grid); empty for /imagine and rerolls.
 
     ``image_number`` is the 1-based tile of a grid the upscale came from (None when its source was itself
     an upscale).
     """
+    if kind.is_canvas:
+        return f"{canvas_label(kind, zoom=zoom, pan=pan)} by"
     if kind is JobKind.UPSCALE:
         if image_number is not None:
             return f"Image #{image_number}"
         return f"Upscaled ({(upscale_mode or 'subtle').title()}) by"
     if kind is JobKind.VARY:
         return f"Variations ({'Subtle' if strength is not None and strength < 0.5 else 'Strong'}) by"
+    if kind is JobKind.IMAGINE and image_number is not None:
+        return f"Enhanced Image #{image_number}"
     return ""
 
 
@@ -164,6 +186,8 @@ class Recipe:
     upscales: tuple[tuple[str, int, int, int], ...] = ()
     #: The img2img strength when the image descends from a variation (the prompt alone won't remake it).
     variation_strength: float | None = None
+    #: The canvas job the image descends from ("Zoom Out 2x", :func:`canvas_label`), with its source's size.
+    canvas: tuple[str, int, int] | None = None
     #: The job that made the image (``/show`` takes it).
     job_id: int | None = None
 
@@ -192,7 +216,13 @@ def recipe_content(recipe: Recipe) -> str:
         lines.append(f"Upscaled ×{factor} from {width}×{height} ({name})")
     if recipe.job_id is not None:
         lines.append(f"Job: `{recipe.job_id}` (`/show {recipe.job_id}` posts it again)")
-    if recipe.variation_strength is not None:
+    if recipe.canvas is not None:
+        label, width, height = recipe.canvas
+        lines.append(
+            f"It descends from {label} of a {width}×{height} image (drawn by the model's inpainting around the "
+            "kept pixels), so the prompt alone draws a different picture."
+        )
+    elif recipe.variation_strength is not None:
         lines.append(
             f"It descends from a variation (image to image at strength {recipe.variation_strength:g}), so the "
             "prompt alone draws a different picture."

@@ -70,6 +70,8 @@ class User(Base):
     default_aspect: Mapped[str | None] = mapped_column(String(16))
     default_stylize: Mapped[int | None] = mapped_column(Integer)
     stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Remix mode (/settings remix): V, 🔄, Vary, Zoom, Pan and Vary (Region) open the prompt to edit first.
+    remix: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Guild(Base):

@@ -54,7 +54,7 @@ __all__ = [
 
 _ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
 #: Settings a member may change with /settings, /fast, /relax, /turbo.
-_SETTINGS = {"lane", "default_model", "default_aspect", "default_stylize", "stealth"}
+_SETTINGS = {"lane", "default_model", "default_aspect", "default_stylize", "stealth", "remix"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ def lock_user(*, session: Session, user_id: int, name: str | None = None) -> Use
 
 def update_settings(*, session: Session, user_id: int, name: str | None = None, **changes: Any) -> User:
     """Change a member's settings (``lane``, ``default_model``, ``default_aspect``, ``default_stylize``,
-    ``stealth``); ``None`` clears a default."""
+    ``stealth``, ``remix``); ``None`` clears a default."""
     unknown = set(changes) - _SETTINGS
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")

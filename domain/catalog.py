@@ -16,6 +16,13 @@ The file is TOML, read once at start-up::
     preview = ""                                              # optional tiny VAE (TAESD) for live previews
     upscaler = ""                                             # optional Real-ESRGAN weights (.pth/.safetensors)
     upscale = "subtle"                                        # U1–U4: "subtle" (upscaler weights) or "creative"
+    offload = "none"                                          # memory modes: see domain.memory
+    quantize = "none"
+    draft = "sd15-fast"                                       # --draft: see domain.draft
+
+    [[models.sd15.loras]]                                     # --lora NAME[:WEIGHT]: see domain.loras
+    name = "ink"
+    source = "./loras/ink.safetensors"
 
 Relative paths are resolved against the folder holding the models file. What each family can do is in
 :mod:`domain.capabilities`.
@@ -28,7 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from domain.capabilities import CAPABILITIES, SAMPLERS, Capabilities
+from domain.draft import DraftPreset, check_draft, parse_draft
 from domain.errors import CatalogError, UnknownModelError
+from domain.loras import LoraPreset, parse_loras
+from domain.memory import MemorySettings, parse_memory
 from domain.tomlfile import read_toml
 
 __all__ = ["SCHEDULERS", "UPSCALE_MODES", "Catalog", "ModelPreset", "load_catalog"]
@@ -56,6 +66,12 @@ class ModelPreset:
     #: What U1–U4 use: "subtle" (the ``upscaler`` weights; Lanczos without them) or "creative" (img2img).
     upscale: str = "subtle"
     description: str = ""
+    #: offload / quantize / single-file configs (:mod:`domain.memory`).
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    #: The LoRAs members may pick with ``--lora`` (:mod:`domain.loras`).
+    loras: tuple[LoraPreset, ...] = ()
+    #: What ``--draft`` runs on (:mod:`domain.draft`); ``None``: no draft mode.
+    draft: DraftPreset | None = None
 
     @property
     def pixel_budget(self) -> int:
@@ -83,6 +99,8 @@ class Catalog:
                 owner = self._aliases.setdefault(key.lower(), preset.name)
                 if owner != preset.name:
                     raise CatalogError(f"model name or alias {key!r} is used by both {owner!r} and {preset.name!r}")
+        for preset in self.models.values():
+            check_draft(preset, self.models)
 
     @property
     def names(self) -> list[str]:
@@ -143,6 +161,13 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
     upscale = str(table.get("upscale", "subtle"))
     if upscale not in UPSCALE_MODES:
         raise CatalogError(f"model {name!r}: upscale {upscale!r} is not one of {', '.join(UPSCALE_MODES)}")
+
+    def resolve(value: str) -> str:
+        return _resolve(value, base)
+
+    memory = parse_memory(name, table, resolve)
+    loras = parse_loras(name, table.get("loras"), resolve)
+    draft = parse_draft(name, table.get("draft"), caps.samplers)
     try:
         preset = ModelPreset(
             name=name,
@@ -158,6 +183,9 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
             upscaler=_resolve(str(table.get("upscaler", "")), base),
             upscale=upscale,
             description=str(table.get("description", "")),
+            memory=memory,
+            loras=loras,
+            draft=draft,
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"model {name!r}: {exc}") from exc

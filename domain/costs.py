@@ -7,7 +7,9 @@ The estimate comes from a cost model per model family (or per model), in millise
     estimate   = overhead_ms + denoising (+ upscaling)
 
 Steps that run: ``steps`` cut by ``--stop``; for image-to-image (variations, creative upscales) only the
-``strength`` share of the schedule runs. Passes: a step's price is for the family's ordinary step (two
+``strength`` share of the schedule runs. The canvas kinds (zoom, pan, square, vary_region) denoise the whole
+output at full strength (the mask decides what is kept, not how much of the picture is computed), so they
+cost what a grid of their output size costs. Passes: a step's price is for the family's ordinary step (two
 model passes for classifier-free guidance, one for a guidance-distilled FLUX.1); a job that runs more or
 fewer (``domain.capabilities.passes_per_step``: FLUX.1 with ``--no`` runs true CFG, twice the work; a turbo
 model at guidance 0 half of a CFG step) is charged in proportion. The defaults below are for a current 24 GB
@@ -100,6 +102,8 @@ def estimate_ms(
     elif kind is JobKind.VARY:
         strength = spec.strength or _VARY_STRENGTH
         cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec, strength)
+    elif kind.is_canvas:  # inpainting at strength 1 over the whole output
+        cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec)
     else:  # imagine, reroll
         cost = model.overhead_ms + rate * megapixels * spec.images * _steps_run(spec)
     return max(1, math.ceil(cost))

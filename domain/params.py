@@ -127,6 +127,8 @@ PARAMS: tuple[Param, ...] = (
     Param("steps", "steps", Arity.VALUE, "--steps 40"),
     Param("cfg", "cfg", Arity.VALUE, "--cfg 7"),
     Param("sampler", "sampler", Arity.VALUE, "--sampler euler_a"),
+    Param("lora", "lora", Arity.VALUE, "--lora ink:0.8"),
+    Param("draft", "draft", Arity.FLAG, "--draft"),
     # Where the job runs (not part of the spec: the lane is the queue, see domain.lanes).
     Param("fast", "lane", Arity.FLAG, "--fast"),
     Param("relax", "lane", Arity.FLAG, "--relax"),
@@ -134,7 +136,7 @@ PARAMS: tuple[Param, ...] = (
     # Midjourney parameters that have no meaning here: accepted, dropped, and named in a note.
     *_ignored(
         Arity.FLAG, "hd", "test", "testp", "beta", "upbeta", "uplight", "upanime", "remaster", "creative",
-        "draft", "video", "loop", "public", "stealth",
+        "video", "loop", "public", "stealth",
     ),
     *_ignored(
         Arity.VALUE, "iw", "weird", "w", "exp", "sv", "sw", "cw", "ow", "motion", "bs", "end", "sameseed",

@@ -179,8 +179,14 @@ class PlanBook:
         return self.costs.get(model) or self.costs.get(family) or DEFAULT_COSTS["sd15"]
 
     def estimate_ms(self, spec: JobSpec, kind: JobKind, preset: ModelPreset) -> int:
-        """GPU milliseconds a job should take, from its model's cost model (before the lane multiplier)."""
-        return estimate_ms(spec, kind, self.cost_model(preset.name, preset.family), preset.capabilities)
+        """GPU milliseconds a job should take, from its model's cost model (before the lane multiplier).
+
+        A ``--draft`` job drawn by another model (``draft = "<model>"``) is costed with that model's.
+        """
+        name = preset.name
+        if spec.draft and preset.draft is not None and preset.draft.model:
+            name = preset.draft.model
+        return estimate_ms(spec, kind, self.cost_model(name, preset.family), preset.capabilities)
 
 
 # -- periods ---------------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ from typing import Any
 from domain.aspect import parse_aspect, size_for_aspect
 from domain.capabilities import fit
 from domain.catalog import Catalog, ModelPreset
+from domain.draft import draft_defaults
 from domain.errors import PromptError
+from domain.loras import choose_loras, lora_text, read_lora_value
 from domain.params import (
     CFG_RANGE,
     CHAOS_RANGE,
@@ -90,7 +92,7 @@ _SPACE_CONTROLS = "\t\n\r\x0b\x0c\x85"
 _JOINERS = "\u200c\u200d"
 _TRAILING = ".,;"
 #: Settings that options and inline parameters share, in canonical order.
-_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "raw", "repeat", "model",
+_FIELDS = ("aspect", "seed", "stylize", "chaos", "quality", "stop", "tile", "raw", "draft", "repeat", "model",
            "steps", "cfg", "sampler")
 
 
@@ -112,6 +114,8 @@ class PromptOptions:
     steps: int | None = None        # --steps
     cfg: float | None = None        # --cfg
     sampler: str | None = None      # --sampler
+    draft: bool | None = None       # --draft
+    lora: str | None = None         # --lora (merged with it, not a conflict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,7 @@ class _Reading:
     text: list[str] = field(default_factory=list)
     given: dict[str, _Given] = field(default_factory=dict)
     negatives: list[str] = field(default_factory=list)
+    loras: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -275,6 +280,9 @@ def _read(words: list[str]) -> _Reading:
         given = _Given(param, marker.name, value)
         if param.key == "negative":
             reading.negatives.append(_clean_negative(value or ""))
+            continue
+        if param.key == "lora":  # several at once: --lora a --lora b
+            reading.loras.append(value or "")
             continue
         earlier = reading.given.pop(param.key, None)
         if earlier is not None:
@@ -353,7 +361,7 @@ def _value(key: str, value: str, catalog: Catalog, notes: list[str], *, pasted: 
 def _inline_setting(given: _Given, catalog: Catalog, reading: _Reading) -> Any:
     """The value an inline parameter sets, or ``None`` if it is dropped."""
     name, value = given.param.name, given.value
-    if given.param.key == "tile":
+    if given.param.key in ("tile", "draft"):
         return True
     if given.param.key == "lane":
         return Lane(name)
@@ -386,7 +394,7 @@ def _option_settings(
             continue
         text = format_number(raw) if isinstance(raw, float) else str(raw)
         label = f"`{key}: {text}`"
-        if key in ("tile", "raw"):
+        if key in ("tile", "raw", "draft"):
             settings[key] = (bool(raw), label)
             continue
         try:
@@ -502,10 +510,22 @@ class _Job:
     lane: Lane | None = None
 
 
+def _lora_picks(values: list[str], label: Callable[[str], str]) -> list[tuple[str, float | None]]:
+    picks: list[tuple[str, float | None]] = []
+    for value in values:
+        try:
+            picks += read_lora_value(value)
+        except ValueError as exc:
+            raise PromptError(f"{label(value)}: {exc}") from None
+    return picks
+
+
 def _resolve(
-    text: str, catalog: Catalog, options: dict[str, tuple[Any, str]], negative_option: str
+    text: str, catalog: Catalog, options: dict[str, tuple[Any, str]], negative_option: str,
+    lora_option: list[tuple[str, float | None]],
 ) -> _Job:
     reading = _read(text.split())
+    lora_picks = lora_option + _lora_picks(reading.loras, lambda value: f"`--lora {value}`")
 
     settings: dict[str, Any] = {}
     for key, given in reading.given.items():
@@ -556,17 +576,19 @@ def _resolve(
     width, height = size_for_aspect(aspect[0], aspect[1], preset.pixel_budget)
     quality = settings.get("quality", 1.0)
     stylize = settings.get("stylize")
+    draft = settings.get("draft", False)
+    base_steps, base_guidance, base_sampler = _defaults(preset, catalog, draft)
     spec = JobSpec(
         prompt=prompt,
         model=preset.name,
         width=width,
         height=height,
         seed=0,
-        steps=settings.get("steps", steps_for_quality(preset.steps, quality)),
-        guidance_scale=settings.get("cfg", guidance_for_stylize(preset.guidance, stylize)),
+        steps=settings.get("steps", steps_for_quality(base_steps, quality)),
+        guidance_scale=settings.get("cfg", guidance_for_stylize(base_guidance, stylize)),
         negative_prompt=negative,
         weighted_prompts=weighted,
-        sampler=settings.get("sampler", preset.scheduler),
+        sampler=settings.get("sampler", base_sampler),
         aspect=f"{aspect[0]}:{aspect[1]}",
         stylize=stylize,
         chaos=settings.get("chaos", 0),
@@ -574,10 +596,25 @@ def _resolve(
         stop=settings.get("stop", 100),
         tile=settings.get("tile", False),
         raw=settings.get("raw", False),
+        loras=choose_loras(preset.name, preset.loras, lora_picks, notes),
+        draft=draft,
     )
     spec, dropped_by_model = fit(spec, preset.capabilities, model=preset.name)
     notes.extend(dropped_by_model)
     return _Job(spec, settings.get("repeat", 1), settings.get("seed"), notes, image_urls, settings.get("lane"))
+
+
+def _defaults(preset: ModelPreset, catalog: Catalog, draft: bool) -> tuple[int, float, str]:
+    """Steps, guidance and sampler a job of ``preset`` starts from (``--q``, ``--s`` then apply): the
+    model's own, or its draft variant's under ``--draft``."""
+    if not draft:
+        return preset.steps, preset.guidance, preset.scheduler
+    if preset.draft is None:
+        drafts = [f"`{p.name}`" for p in catalog.models.values() if p.draft is not None]
+        hint = f" or pick a model that has one: {', '.join(drafts)}" if drafts else ""
+        raise PromptError(f"The model `{preset.name}` has no draft mode here; remove `--draft`{hint}.")
+    defaults = draft_defaults(preset, catalog)
+    return defaults.steps, defaults.guidance, defaults.scheduler
 
 
 def _count(number: int, noun: str) -> str:
@@ -635,9 +672,10 @@ def parse_prompt(
         )
     option_settings = _option_settings(options, catalog, notes)
     negative_option = _option_negative(options, notes)
+    lora_option = _lora_picks([options.lora] if options.lora else [], lambda value: f"`lora: {value}`")
 
     # 2-5. Expand permutations and read each expansion.
-    jobs = [_resolve(expansion, catalog, option_settings, negative_option)
+    jobs = [_resolve(expansion, catalog, option_settings, negative_option, lora_option)
             for expansion in expand_permutations(text, max_jobs)]
     total = sum(job.repeat for job in jobs)
     if total > max_jobs:
@@ -707,13 +745,19 @@ def canonical_prompt(spec: JobSpec, catalog: Catalog) -> str:
         parts.append("--tile")
     if spec.raw:
         parts.append("--style raw")
+    if spec.loras:
+        parts.append(lora_text(spec.loras))
+    if spec.draft:
+        parts.append("--draft")
     if preset is None or preset.name != catalog.default:
         parts.append(f"--model {spec.model}")
-    if preset is None or spec.steps != steps_for_quality(preset.steps, spec.quality):
+    known = preset is not None and (preset.draft is not None or not spec.draft)
+    steps, guidance, sampler = _defaults(preset, catalog, spec.draft) if known and preset else (0, 0.0, "")
+    if not known or spec.steps != steps_for_quality(steps, spec.quality):
         parts.append(f"--steps {spec.steps}")
-    if preset is None or spec.guidance_scale != guidance_for_stylize(preset.guidance, spec.stylize):
+    if not known or spec.guidance_scale != guidance_for_stylize(guidance, spec.stylize):
         parts.append(f"--cfg {format_number(spec.guidance_scale)}")
-    if spec.sampler and (preset is None or spec.sampler != preset.scheduler):
+    if spec.sampler and (not known or spec.sampler != sampler):
         parts.append(f"--sampler {spec.sampler}")
     return " ".join(parts)
 
@@ -757,6 +801,8 @@ def _job_json(spec: JobSpec, canonical: str) -> dict[str, Any]:
         "stop": spec.stop,
         "tile": spec.tile,
         "raw": spec.raw,
+        "loras": [[name, weight] for name, weight in spec.loras],
+        "draft": spec.draft,
         "canonical": canonical,
     }
 

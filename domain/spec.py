@@ -42,6 +42,21 @@ class JobKind(StrEnum):
     REROLL = "reroll"
     UPSCALE = "upscale"
     VARY = "vary"
+    #: The canvas kinds (:mod:`domain.canvas`): outpainting (zoom, pan, square) and inpainting (a region).
+    ZOOM = "zoom"
+    PAN = "pan"
+    SQUARE = "square"
+    REGION = "vary_region"
+
+    @property
+    def is_canvas(self) -> bool:
+        """Drawn by the model's inpainting pipeline from a source image and a mask."""
+        return self in (JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE, JobKind.REGION)
+
+    @property
+    def makes_grid(self) -> bool:
+        """Four images with U/V/🔄 buttons (everything but an upscale)."""
+        return self is not JobKind.UPSCALE
 
 
 class JobState(StrEnum):
@@ -87,6 +102,10 @@ class JobSpec:
     tile: bool = False
     #: ``--style raw``: no house negative prompt (``domain.capabilities.negative_prompt_for``).
     raw: bool = False
+    #: ``--lora``: ``(name, weight)`` pairs, names from the model's list in the models file.
+    loras: tuple[tuple[str, float], ...] = ()
+    #: ``--draft``: drawn by the model's draft variant (steps, guidance and sampler are the draft's).
+    draft: bool = False
     images: int = GRID_SIZE
     #: Source image for img2img kinds (vary, creative upscale): a storage key.
     init_image: str | None = None
@@ -97,6 +116,13 @@ class JobSpec:
     upscale_mode: str | None = None
     #: Things the user should know about how their prompt was read (dropped parameters, ...).
     notes: tuple[str, ...] = field(default=())
+    #: Zoom, pan and square: where the source goes in the output, ``(x, y, width, height)`` in pixels.
+    source_box: tuple[int, int, int, int] | None = None
+    #: Vary (Region): the cells of a 3x3 grid (1..9, row by row) that are repainted.
+    region: tuple[int, ...] = ()
+    #: What a canvas job was asked, for its message and recipe: the zoom (1 for Make Square), the pan side.
+    zoom: float | None = None
+    pan: str | None = None
 
     def replace(self, **changes: Any) -> JobSpec:
         return dataclasses.replace(self, **changes)
@@ -104,7 +130,10 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["weighted_prompts"] = [list(p) for p in self.weighted_prompts]
+        data["loras"] = [list(p) for p in self.loras]
         data["notes"] = list(self.notes)
+        data["source_box"] = list(self.source_box) if self.source_box is not None else None
+        data["region"] = list(self.region)
         return data
 
     @classmethod
@@ -112,7 +141,11 @@ class JobSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["weighted_prompts"] = tuple((str(t), float(w)) for t, w in data.get("weighted_prompts", ()))
+        kwargs["loras"] = tuple((str(name), float(weight)) for name, weight in data.get("loras", ()))
         kwargs["notes"] = tuple(data.get("notes", ()))
+        if data.get("source_box") is not None:
+            kwargs["source_box"] = tuple(int(v) for v in data["source_box"])
+        kwargs["region"] = tuple(int(v) for v in data.get("region", ()))
         return cls(**kwargs)
 
 

@@ -111,8 +111,8 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     line (:class:`StartupError`) instead of retrying forever.
     """
     _require_worker_extra()
-    if settings.worker_metrics_port:
-        _multiprocess_metrics_dir()  # before prometheus_client is imported, in this process and the children
+    # Before prometheus_client is imported, in this process and so in the children.
+    metrics_dir = _multiprocess_metrics_dir() if settings.worker_metrics_port else None
     from celery import signals
 
     from domain.catalog import load_catalog
@@ -176,6 +176,10 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     finally:
         if monitoring is not None:
             monitoring.close()
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         os.close(refusals_w)
         os.set_blocking(refusals_r, False)
         try:
@@ -222,10 +226,11 @@ def _require_worker_extra() -> None:
         )
 
 
-def _multiprocess_metrics_dir() -> None:
+def _multiprocess_metrics_dir() -> str | None:
     """Point prometheus-client's multiprocess mode at an empty folder: each prefork child writes its samples
     there, the parent's ``/metrics`` sums them. A folder given in ``PROMETHEUS_MULTIPROC_DIR`` is emptied
-    (samples of a previous run would be counted again)."""
+    (samples of a previous run would be counted again); else a temporary one is made, returned to be removed
+    at exit."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -237,8 +242,9 @@ def _multiprocess_metrics_dir() -> None:
         folder = Path(given)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imagine-metrics-")
+        return None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imagine-metrics-")
+    return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def _serve_worker_monitoring(settings: Settings, database_url: str, broker_url: str) -> Any:

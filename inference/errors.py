@@ -1,12 +1,13 @@
 """Errors of the inference side. Importing this module does not import torch.
 
 InferenceError     base class
-└── JobCancelled   the job was cancelled while it ran (``should_cancel`` returned true)
+├── JobCancelled   the job was cancelled while it ran (``should_cancel`` returned true)
+└── ModelLoadError a model cannot be loaded as the models file says (memory mode, LoRA); one line for the operator
 """
 
 from __future__ import annotations
 
-__all__ = ["InferenceError", "JobCancelled"]
+__all__ = ["InferenceError", "JobCancelled", "ModelLoadError"]
 
 
 class InferenceError(Exception):
@@ -23,3 +24,10 @@ class JobCancelled(InferenceError):
     def __init__(self, steps_run: int) -> None:
         self.steps_run = steps_run
         super().__init__(f"job cancelled after {steps_run} denoising step(s)")
+
+
+class ModelLoadError(InferenceError):
+    """A model, its memory mode or one of its LoRAs cannot be loaded on this worker.
+
+    The message is one line naming the model (and LoRA) and what to change in the models file.
+    """

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domain.catalog import Catalog
+from domain.draft import job_models
 from domain.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ def generate_grid_png(
     from inference.grid import compose_grid
     from inference.pipelines import PipelineCache, render_grid  # torch: imported only when rendering
 
-    preset = catalog.get(spec.model)
-    result = render_grid(cache or PipelineCache(), preset, spec, on_step=on_step)
+    models = job_models(spec, catalog)  # the draft's model under --draft, and the LoRAs
+    result = render_grid(cache or PipelineCache(), models.preset, spec, loras=models.loras, on_step=on_step)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     compose_grid(result.images).save(out, format="PNG")

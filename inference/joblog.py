@@ -12,13 +12,9 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["JobIdFilter", "current_job_id", "job_logging"]
+__all__ = ["JobIdFilter", "job_logging"]
 
 _job_id: ContextVar[int | None] = ContextVar("imagine_job_id", default=None)
-
-
-def current_job_id() -> int | None:
-    return _job_id.get()
 
 
 @contextlib.contextmanager

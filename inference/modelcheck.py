@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from domain.catalog import ModelPreset
+from domain.memory import SINGLE_FILE_SUFFIXES
+from inference.lorafiles import lora_problem
 
-__all__ = ["SINGLE_FILE_SUFFIXES", "check_model"]
+__all__ = ["check_model"]
 
-#: Suffixes of single-file checkpoints (as published on Civitai), loaded with ``from_single_file``.
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 #: Files that hold a component's weights in the diffusers layout.
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
 
@@ -27,8 +27,15 @@ def check_model(preset: ModelPreset) -> str | None:
 
     A single-file checkpoint must exist and its family must load one; a diffusers folder (or Hub id) must
     hold a pipeline of its family (``domain.capabilities``' ``pipelines``), and every component of a local
-    folder must be there with its weights.
+    folder must be there with its weights; each LoRA's file must fit the model (:func:`.lorafiles.lora_problem`).
     """
+    problem = _model_problem(preset)
+    if problem is None:
+        problem = next((found for lora in preset.loras if (found := lora_problem(preset, lora))), None)
+    return problem
+
+
+def _model_problem(preset: ModelPreset) -> str | None:
     caps = preset.capabilities
     source = preset.source
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):

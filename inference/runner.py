@@ -5,6 +5,7 @@ This is the body of the Celery task, kept apart from Celery so it reads (and tes
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -21,8 +22,11 @@ from db import jobs as jobs_db
 from db import moderation as moderation_db
 from db.models import Job
 from domain.actions import STRONG_STRENGTH, UPSCALE_FACTOR
+from domain.canvas import region_boxes
+from domain.draft import job_models
 from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
+from inference.canvas import Prepared, boxes_mask, paste_back, prepare_outpaint, prepare_region
 from inference.dispatch import stale_after
 from inference.joblog import job_logging
 from inference.metrics import observe_finished
@@ -301,20 +305,23 @@ def _render(
 
     - imagine, reroll: a grid from the prompt;
     - vary: a grid of image-to-image variations of ``spec.init_image`` (drawn at the spec's size);
-    - upscale: one image, ``spec.init_image`` enlarged ``spec.upscale_factor`` times (``spec.upscale_mode``).
+    - upscale: one image, ``spec.init_image`` enlarged ``spec.upscale_factor`` times (``spec.upscale_mode``);
+    - zoom, pan, square, vary_region: a grid inpainted around (or inside) ``spec.init_image``, with the
+      kept pixels pasted back (:mod:`inference.canvas`).
 
     Images the classifier flags are not stored when the action is block: the job fails with
     :data:`BLOCKED` (so its fast time is refunded); with spoiler they are stored and the job is ``flagged``.
     The fields then carry ``moderation``, the audit event to write with the finish.
     """
-    from inference.pipelines import JobCancelled, render_grid, render_variations, upscale_image
+    from inference.pipelines import JobCancelled, render_grid, render_inpaint, render_variations, upscale_image
 
-    preset = ctx.catalog.get(spec.model)
+    models = job_models(spec, ctx.catalog)  # the draft's model under --draft, and the LoRAs to set
+    preset, loras = models.preset, models.loras
     cache = ctx.pipeline_cache()
     try:
         if kind in (JobKind.IMAGINE, JobKind.REROLL):
             result = render_grid(
-                cache, preset, spec,
+                cache, preset, spec, loras=loras,
                 on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
             )
         elif kind is JobKind.VARY:
@@ -323,13 +330,20 @@ def _render(
                 source = source.resize((spec.width, spec.height), PILImage.Resampling.LANCZOS)
             result = render_variations(
                 cache, preset, spec, source, spec.strength if spec.strength is not None else STRONG_STRENGTH,
-                on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+                loras=loras, on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
             )
+        elif kind.is_canvas:
+            prepared = _canvas_inputs(kind, spec, _source_image(ctx, spec))
+            inpainted = render_inpaint(
+                cache, preset, spec, prepared.image, prepared.mask,
+                loras=loras, on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,
+            )
+            result = dataclasses.replace(inpainted, images=[paste_back(image, prepared) for image in inpainted.images])
         elif kind is JobKind.UPSCALE:
             upscaled = upscale_image(
                 cache, preset, _source_image(ctx, spec), factor=spec.upscale_factor or UPSCALE_FACTOR,
-                mode=spec.upscale_mode or preset.upscale, spec=spec, should_cancel=progress.should_cancel,
-                on_step=progress,
+                mode=spec.upscale_mode or preset.upscale, spec=spec, loras=loras,
+                should_cancel=progress.should_cancel, on_step=progress,
             )
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")
@@ -361,6 +375,16 @@ def _render(
             **marks,
         }
     return JobState.SUCCEEDED, {**_store_grid(ctx, job_id, result), **marks}
+
+
+def _canvas_inputs(kind: JobKind, spec: JobSpec, source: Image) -> Prepared:
+    """The canvas, the mask and the pixels to keep of a canvas job (see :mod:`domain.canvas`)."""
+    if kind is JobKind.REGION:
+        mask = boxes_mask((spec.width, spec.height), region_boxes(spec.region, spec.width, spec.height))
+        return prepare_region(source, mask)
+    if spec.source_box is None:
+        raise ValueError(f"a {kind.value} job needs spec.source_box (where the source goes), and has none")
+    return prepare_outpaint(source, spec.width, spec.height, spec.source_box)
 
 
 def _source_image(ctx: WorkerContext, spec: JobSpec) -> Image:

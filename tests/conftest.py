@@ -20,6 +20,7 @@ from tests.support.s3 import S3Server, start_s3_server
 from tests.support.services import (
     WorkerProcess,
     drop_database,
+    free_port,
     make_settings,
     make_test_database,
     start_worker,
@@ -90,7 +91,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def worker(database_url: str, redis_url: str, tiny_models: Path, data_dir: Path) -> Iterator[WorkerProcess]:
     """A real ``imagine worker`` (Celery, prefork, one process) serving the tiny model's queues."""
     settings = make_settings(database_url=database_url, redis_url=redis_url, models_file=tiny_models,
-                             data_dir=data_dir)
+                             data_dir=data_dir, worker_metrics_port=free_port(), metrics_host="127.0.0.1")
     process = start_worker(settings)
     yield process
     process.stop()

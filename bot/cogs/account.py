@@ -112,6 +112,7 @@ def settings_content(account: Account) -> str:
         f"Default aspect: {user.default_aspect or '1:1'}",
         f"Default stylize: {user.default_stylize if user.default_stylize is not None else 'the model default'}",
         f"Visibility: {'stealth' if user.stealth else 'public'}",
+        f"Remix: {'on (buttons open the prompt to edit first)' if user.remix else 'off'}",
     ])
 
 
@@ -181,13 +182,14 @@ class AccountCog(commands.Cog, name="Account"):
     async def turbo(self, interaction: discord.Interaction[ImagineBot]) -> None:
         await self._lane(interaction, Lane.TURBO)
 
-    @app_commands.command(name="settings", description="Your defaults: model, aspect, stylize, lane, stealth")
+    @app_commands.command(name="settings", description="Your defaults: model, aspect, stylize, lane, stealth, remix")
     @app_commands.describe(
         model="Model for your prompts that name none",
         aspect="Aspect ratio for your prompts that give none",
         stylize="Stylize for your prompts that give none (0 to 1000)",
         lane="Where your jobs run: fast, relax or turbo",
         stealth="Keep your jobs out of public listings (plans with stealth)",
+        remix="Edit the prompt before V, 🔄, Vary, Zoom, Pan and Vary (Region) start their job",
         reset="Forget your default model, aspect and stylize",
     )
     @app_commands.choices(aspect=ASPECTS, lane=LANES)
@@ -199,6 +201,7 @@ class AccountCog(commands.Cog, name="Account"):
         stylize: app_commands.Range[int, 0, 1000] | None = None,
         lane: str | None = None,
         stealth: bool | None = None,
+        remix: bool | None = None,
         reset: bool = False,
     ) -> None:
         services = self.bot.services
@@ -223,6 +226,8 @@ class AccountCog(commands.Cog, name="Account"):
                         "Use `/subscribe` to see the plans that include it."
                     )
                 changes["stealth"] = stealth
+            if remix is not None:
+                changes["remix"] = remix
         except DomainError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return

@@ -30,6 +30,9 @@ A click, answered within Discord's 3 seconds:
 6. post the job's message as a follow-up in the channel ("**prompt** - Image #2 @member"), submit the job
    with that message, and hand it to :mod:`bot.delivery` as /imagine does. A used U button turns blurple
    on the grid (the grid's components are edited), as Midjourney marks it.
+
+Custom Zoom and Vary (Region), and with Remix on the buttons that redraw, answer with a modal instead
+(:mod:`bot.cogs.canvas`); its submit comes back here (:meth:`Buttons.submit_edited`) for steps 3 to 6.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -49,9 +53,10 @@ from bot.accounts import load_account, precheck
 from bot.components import grid_view
 from bot.metrics import observe_ack
 from bot.moderation import Clicker, check_click
-from bot.render import Recipe, job_detail, recipe_content
+from bot.render import Recipe, canvas_label, job_detail, recipe_content
 from bot.submission import new_job, placeholder, submit_jobs
 from db import jobs as jobs_db
+from db.models import Image as ImageRow
 from domain.actions import (
     ALREADY_FINISHED,
     IMAGE_GONE,
@@ -59,10 +64,12 @@ from domain.actions import (
     Action,
     ButtonError,
     ButtonRef,
+    Edit,
     SourceImage,
     check_cancel,
     check_parent,
     child_spec,
+    rerolls_source,
     source_index,
 )
 from domain.errors import DomainError
@@ -102,6 +109,10 @@ class _Click:
     upscaled: frozenset[int]
 
 
+def _image(session: Session, image_id: int | None) -> ImageRow | None:
+    return jobs_db.get_image(session=session, image_id=image_id) if image_id is not None else None
+
+
 def _read_click(*, session: Session, ref: ButtonRef, clicker: Clicker, click_key: str, interaction_id: int) -> _Click:
     parent = jobs_db.get(session=session, job_id=ref.job_id)
     if parent is None:
@@ -112,9 +123,14 @@ def _read_click(*, session: Session, ref: ButtonRef, clicker: Clicker, click_key
     kind = JobKind(parent.kind)
     images = jobs_db.images_of(session=session, job_id=parent.id)
     image = images[source_index(ref, kind, len(images))]
+    if ref.action is Action.REDO_UPSCALE:  # the upscale that made this image, again from its source
+        source = _image(session, parent.parent_image_id)
+        if source is None:
+            raise ButtonError(IMAGE_GONE)
+        image = source
     lineage: int | None = image.id
-    if ref.action is Action.REROLL and kind is JobKind.VARY:
-        lineage = parent.parent_image_id  # the rerolled variations vary the same source again
+    if rerolls_source(ref.action, kind):
+        lineage = parent.parent_image_id  # the rerolled grid is drawn from the same source again
     existing = jobs_db.same_click(session=session, user_id=user_id, click_key=click_key,
                                   interaction_id=interaction_id)
     upscaled = frozenset(jobs_db.upscaled_tiles(session=session, job_id=parent.id)) if kind in _GRIDS else frozenset()
@@ -168,6 +184,7 @@ class _RecipeRows:
     height: int
     upscales: tuple[tuple[str, int, int, int], ...]
     variation_strength: float | None
+    canvas: tuple[str, int, int] | None
 
 
 def _read_recipe(*, session: Session, ref: ButtonRef, clicker: Clicker) -> _RecipeRows:
@@ -192,8 +209,15 @@ def _read_recipe(*, session: Session, ref: ButtonRef, clicker: Clicker) -> _Reci
         if parent is None:
             break
         current = parent
-    variation = JobSpec.from_dict(current.spec).strength if JobKind(current.kind) is JobKind.VARY else None
-    return _RecipeRows(spec, image.width, image.height, tuple(reversed(upscales)), variation)
+    drawn = JobSpec.from_dict(current.spec)
+    drawn_kind = JobKind(current.kind)
+    variation = drawn.strength if drawn_kind is JobKind.VARY else None
+    canvas = None
+    if drawn_kind.is_canvas:
+        source = _image(session, current.parent_image_id)
+        label = canvas_label(drawn_kind, zoom=drawn.zoom, pan=drawn.pan, region=drawn.region)
+        canvas = (label, source.width, source.height) if source is not None else (label, 0, 0)
+    return _RecipeRows(spec, image.width, image.height, tuple(reversed(upscales)), variation, canvas)
 
 
 class Buttons(commands.Cog):
@@ -208,18 +232,39 @@ class Buttons(commands.Cog):
             await interaction.response.send_message(button.error or "That button doesn't work.", ephemeral=True)
             return
         ref = button.ref
+        if ref.action.asks or ref.action.remixes:
+            # Custom Zoom, Vary (Region), and Remix: a modal must be the first answer (bot.cogs.canvas).
+            canvas = self.bot.get_cog("Canvas")
+            opens_modal = getattr(canvas, "open_modal", None)
+            if opens_modal is not None and await opens_modal(interaction, ref):
+                return
         if ref.action is Action.RECIPE:
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # acknowledged; the job's own message follows
         observe_ack(interaction, "button")
+        if ref.action is Action.RECIPE:
+            await self._answering(interaction, ref, self._send_recipe(interaction, ref))
+        elif ref.action is Action.CANCEL:
+            await self._answering(interaction, ref, self._cancel(interaction, ref))
+        else:
+            await self._answering(interaction, ref, self._submit(interaction, ref))
+
+    async def submit_edited(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, edit: Edit) -> None:
+        """A modal's submit (already acknowledged): the button's job, with what the modal added.
+
+        Each submit is its own job (its key is ``modal:<message id>:<custom_id>`` and the submit's id).
+        """
+        message_id = interaction.message.id if interaction.message is not None else 0
+        click_key = f"modal:{message_id}:{ref.custom_id}"
+        await self._answering(interaction, ref, self._submit(interaction, ref, edit=edit, click_key=click_key))
+
+    async def _answering(
+        self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run an acknowledged click's work; a refusal or a fault is told to the clicker (ephemerally)."""
         try:
-            if ref.action is Action.RECIPE:
-                await interaction.followup.send(await self._recipe(ref, Clicker.of(interaction)), ephemeral=True)
-            elif ref.action is Action.CANCEL:
-                await self._cancel(interaction, ref)
-            else:
-                await self._submit(interaction, ref)
+            await work
         except DomainError as error:  # ButtonError, or a refusal by the member's plan
             await interaction.followup.send(str(error), ephemeral=True)
         except Exception:
@@ -227,10 +272,14 @@ class Buttons(commands.Cog):
             with contextlib.suppress(discord.HTTPException):
                 await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
 
-    async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+    async def _send_recipe(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
+        await interaction.followup.send(await self._recipe(ref, Clicker.of(interaction)), ephemeral=True)
+
+    async def _submit(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef, *, edit: Edit | None = None,
+                      click_key: str | None = None) -> None:
         services = self.bot.services
         message_id = interaction.message.id if interaction.message is not None else 0
-        click_key = f"button:{message_id}:{ref.custom_id}"
+        click_key = click_key or f"button:{message_id}:{ref.custom_id}"
         click = await services.db.run(_read_click, ref=ref, clicker=Clicker.of(interaction), click_key=click_key,
                                       interaction_id=interaction.id)
         if click.double_click_of is not None:
@@ -244,7 +293,7 @@ class Buttons(commands.Cog):
             raise ButtonError(f"The model `{click.parent_spec.model}` of that image is no longer served here.")
         kind, spec = child_spec(
             click.parent_spec, click.parent_kind, ref.action,
-            source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset,
+            source=click.source, new_seed=secrets.randbelow(MAX_SEED + 1), preset=preset, edit=edit,
         )
         if ref.action is Action.UPSCALE:
             earlier = await services.db.run(_earlier_upscale, user_id=interaction.user.id,
@@ -258,7 +307,7 @@ class Buttons(commands.Cog):
         lane = choice.lane
         prompt = canonical_prompt(spec, services.catalog)
         detail = job_detail(kind, image_number=click.image_number if ref.action.takes_tile else None,
-                            upscale_mode=spec.upscale_mode, strength=spec.strength)
+                            upscale_mode=spec.upscale_mode, strength=spec.strength, zoom=spec.zoom, pan=spec.pan)
         waiting = await interaction.followup.send(placeholder(interaction, kind, prompt, detail=detail), wait=True)
 
         new = new_job(interaction, kind=kind, spec=spec, lane=lane, prompt=prompt,
@@ -310,6 +359,7 @@ class Buttons(commands.Cog):
             upscales=rows.upscales,
             variation_strength=rows.variation_strength,
             job_id=ref.job_id,
+            canvas=rows.canvas,
         ))
 
 

@@ -68,6 +68,7 @@ class Imagine(commands.Cog):
         steps="Exact denoising steps (--steps, 1 to 150)",
         cfg="Exact guidance scale (--cfg, 0 to 30)",
         sampler="The scheduler (--sampler)",
+        lora="LoRAs of that model, with an optional weight: ink or ink:0.8,film",
     )
     @app_commands.choices(aspect=ASPECTS, sampler=SAMPLERS)
     @app_commands.choices(quality=QUALITIES)
@@ -89,12 +90,13 @@ class Imagine(commands.Cog):
         steps: app_commands.Range[int, STEPS_RANGE[0], STEPS_RANGE[1]] | None = None,
         cfg: app_commands.Range[float, CFG_RANGE[0], CFG_RANGE[1]] | None = None,
         sampler: str | None = None,
+        lora: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         services = self.bot.services
         catalog = services.catalog
         options = PromptOptions(aspect=aspect, seed=seed, negative=negative, model=model, stylize=stylize,
                                 chaos=chaos, quality=quality, stop=stop, tile=tile or None, raw=raw or None,
-                                repeat=repeat, steps=steps, cfg=cfg, sampler=sampler)
+                                repeat=repeat, steps=steps, cfg=cfg, sampler=sampler, lora=lora)
         try:
             # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
             account = await load_account(services, interaction)
@@ -149,6 +151,26 @@ class Imagine(commands.Cog):
             app_commands.Choice(name=(f"{p.name} — {p.description}" if p.description else p.name)[:100], value=p.name)
             for p in presets
         ]
+
+    @imagine.autocomplete("lora")
+    async def lora_autocomplete(
+        self, interaction: discord.Interaction[ImagineBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The LoRAs of the model chosen so far (else the default), after what is already typed: ``ink:0.8,f``
+        offers ``ink:0.8,film``."""
+        preset = self.bot.services.catalog.find(getattr(interaction.namespace, "model", None))
+        if preset is None:
+            return []
+        done, _, typing = current.rpartition(",")
+        prefix = f"{done}," if done else ""
+        needle = typing.strip().lower()
+        return [
+            app_commands.Choice(
+                name=(f"{lora.name} — {lora.description}" if lora.description else lora.name)[:100],
+                value=(prefix + lora.name)[:100],
+            )
+            for lora in preset.loras if lora.name.lower().startswith(needle) or needle in lora.description.lower()
+        ][:25]
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -15,8 +15,10 @@ import torch
 from diffusers import AutoencoderTiny
 
 from domain.catalog import ModelPreset
+from domain.memory import SINGLE_FILE_SUFFIXES
 from inference.families import Family, family_of
-from inference.modelcheck import SINGLE_FILE_SUFFIXES
+from inference.pipelines.lora import load_loras
+from inference.pipelines.memory import place, pretrained_options, single_file_options
 
 __all__ = ["PipelineCache", "default_device", "default_dtype", "load_pipeline"]
 
@@ -43,8 +45,10 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
 
     ``preset.source`` is a Hub id, a local folder in the diffusers layout (loaded with
     ``local_files_only``, so it never reaches the network), or a single ``.safetensors``/``.ckpt``
-    checkpoint (``from_single_file``; diffusers reads that family's component configs from the Hub or
-    its local cache).
+    checkpoint (``from_single_file``; diffusers reads that family's component configs from the model's
+    ``config`` folder, else from the Hub or its local cache). The model's LoRAs are loaded (turned off), and
+    its memory settings applied (:mod:`.memory`). Raises :class:`~inference.errors.ModelLoadError` for a
+    memory mode or LoRA that cannot work here.
     """
     try:
         cls = family_of(preset.family).text_to_image
@@ -52,10 +56,13 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
         raise ValueError(f"model {preset.name!r}: {exc}") from None
     source = preset.source
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):
-        pipe = cls.from_single_file(source, dtype=dtype)
+        pipe = cls.from_single_file(source, dtype=dtype, **single_file_options(preset.memory))
     else:
-        pipe = cls.from_pretrained(source, dtype=dtype, local_files_only=_is_local(source))
-    pipe = pipe.to(device)
+        local = _is_local(source)
+        options = pretrained_options(preset, device=device, dtype=dtype, local_files_only=local)
+        pipe = cls.from_pretrained(source, dtype=dtype, local_files_only=local, **options)
+    load_loras(pipe, preset)
+    pipe = place(pipe, preset, device)  # .to(device), or offloaded as the models file says
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -4,7 +4,8 @@ Each is one batch through a shared diffusers pipeline of the model's family (:mo
 in the same steps:
 
 1. check the spec (sides in multiples of the family's pixel step),
-2. install a fresh scheduler for the job's sampler, from the family's samplers,
+2. set the job's LoRAs (:mod:`.lora`), install a fresh scheduler for the job's sampler, from the family's
+   samplers,
 3. encode the prompt with the family's encoders (multi-prompt weights, ``--chaos``: :mod:`.conditioning`),
 4. denoise with one ``torch.Generator`` per image, seeded ``image_seed(spec.seed, i)``, so image ``i`` of a
    job is the same picture in any batch position and on every run; the family names the call's embeddings
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,14 @@ import torch
 from PIL import Image
 
 from domain.catalog import ModelPreset
+from domain.loras import LoraPreset
 from domain.spec import JobSpec, image_seed
 from inference.errors import JobCancelled
 from inference.families import Family
 from inference.grid import compose_grid
 from inference.pipelines.cache import PipelineCache
 from inference.pipelines.conditioning import Conditioning, encode_conditioning
+from inference.pipelines.lora import prepare_loras
 from inference.pipelines.seamless import seamless
 from inference.pipelines.timing import GpuTimer
 from inference.schedulers import make_scheduler
@@ -102,6 +105,7 @@ def render_grid(
     preset: ModelPreset,
     spec: JobSpec,
     *,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     on_step: OnStep | None = None,
     want_preview: WantPreview | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -116,6 +120,9 @@ def render_grid(
         The model; its scheduler is used when ``spec.sampler`` is ``None``.
     spec:
         Prompt, size, seed, steps, guidance and the ``--tile``/``--stop``/``--chaos`` options.
+    loras:
+        The LoRAs to draw with and their weights (:func:`domain.draft.job_models`); none turns every
+        adapter off, so nothing of an earlier job's LoRAs remains.
     on_step, want_preview, should_cancel:
         See :class:`StepCallback`.
 
@@ -136,7 +143,7 @@ def render_grid(
     pipe = cache.text_to_image(preset)
     size = (spec.width, spec.height)
     seeds, conditioning, callback = _prepare(
-        cache, pipe, preset, spec, size, on_step, want_preview, should_cancel
+        cache, pipe, preset, spec, size, loras, on_step, want_preview, should_cancel
     )
 
     # 4-5. Denoise and decode
@@ -162,6 +169,7 @@ def render_variations(
     source: Image.Image,
     strength: float,
     *,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     on_step: OnStep | None = None,
     want_preview: WantPreview | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -186,7 +194,7 @@ def render_variations(
     pipe = cache.image_to_image(preset)
     init = fit_to_multiple(source.convert("RGB"), family.capabilities.pixel_multiple)
     seeds, conditioning, callback = _prepare(
-        cache, pipe, preset, spec, init.size, on_step, want_preview, should_cancel
+        cache, pipe, preset, spec, init.size, loras, on_step, want_preview, should_cancel
     )
 
     # 4-5. Denoise and decode
@@ -215,6 +223,7 @@ def render_inpaint(
     mask: Image.Image,
     *,
     strength: float = 1.0,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     on_step: OnStep | None = None,
     want_preview: WantPreview | None = None,
     should_cancel: ShouldCancel | None = None,
@@ -240,7 +249,7 @@ def render_inpaint(
     init = fit_to_multiple(image.convert("RGB"), family.capabilities.pixel_multiple)
     cover = fit_to_multiple(mask.convert("L"), family.capabilities.pixel_multiple)
     seeds, conditioning, callback = _prepare(
-        cache, pipe, preset, spec, init.size, on_step, want_preview, should_cancel
+        cache, pipe, preset, spec, init.size, loras, on_step, want_preview, should_cancel
     )
 
     # 4-5. Denoise and decode
@@ -283,13 +292,16 @@ def _prepare(
     preset: ModelPreset,
     spec: JobSpec,
     size: tuple[int, int],
+    loras: Sequence[tuple[LoraPreset, float]],
     on_step: OnStep | None,
     want_preview: WantPreview | None,
     should_cancel: ShouldCancel | None,
 ) -> tuple[list[int], Conditioning, StepCallback]:
-    """What every kind of render needs before denoising: a fresh scheduler on ``pipe`` for the job's
-    sampler, the per-image seeds, the encoded prompt, and the step callback (images of ``size``)."""
+    """What every kind of render needs before denoising: the job's LoRAs (and their trigger words), a fresh
+    scheduler on ``pipe`` for the job's sampler, the per-image seeds, the encoded prompt, and the step
+    callback (images of ``size``)."""
     family = cache.family(preset)
+    spec = prepare_loras(pipe, preset, spec, loras)
     pipe.scheduler = make_scheduler(
         spec.sampler or preset.scheduler, cache.scheduler_config(preset), family.schedulers
     )

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from domain.catalog import ModelPreset
+from domain.loras import LoraPreset
 from domain.spec import JobSpec
 from inference.errors import JobCancelled
 from inference.pipelines.cache import PipelineCache
@@ -52,6 +53,7 @@ def upscale_image(
     factor: int = 2,
     mode: str = "subtle",
     spec: JobSpec | None = None,
+    loras: Sequence[tuple[LoraPreset, float]] = (),
     should_cancel: ShouldCancel | None = None,
     on_step: OnStep | None = None,
 ) -> UpscaleResult:
@@ -70,6 +72,8 @@ def upscale_image(
     spec:
         Required for ``creative``: prompt, negative prompt, seed, steps, guidance, sampler, and
         ``strength`` (default :data:`CREATIVE_STRENGTH`).
+    loras:
+        For ``creative``: the LoRAs the image was drawn with (see :func:`~.render.render_grid`).
     should_cancel:
         For ``creative``: checked after every denoising step (raises :class:`JobCancelled`).
     on_step:
@@ -86,7 +90,7 @@ def upscale_image(
     if mode == "creative":
         if spec is None:
             raise ValueError("a creative upscale needs the job spec (its prompt and seed)")
-        return _creative(cache, preset, spec, lanczos(image, size), should_cancel, on_step)
+        return _creative(cache, preset, spec, lanczos(image, size), loras, should_cancel, on_step)
 
     model = cache.upscaler(preset)
     if model is None:
@@ -120,6 +124,7 @@ def _creative(
     preset: ModelPreset,
     spec: JobSpec,
     enlarged: Image.Image,
+    loras: Sequence[tuple[LoraPreset, float]],
     should_cancel: ShouldCancel | None,
     on_step: OnStep | None = None,
 ) -> UpscaleResult:
@@ -131,7 +136,7 @@ def _creative(
         raise JobCancelled(0)
     with _vae_tiling(cache.text_to_image(preset).vae, large):
         result = render_variations(
-            cache, preset, one, enlarged, strength, on_step=on_step, should_cancel=should_cancel
+            cache, preset, one, enlarged, strength, loras=loras, on_step=on_step, should_cancel=should_cancel
         )
     return UpscaleResult(result.images[0], "creative", result.gpu_ms)
 

@@ -14,7 +14,7 @@ from inference.tiny import flux, flux2, qwenimage, sd3, sd15, sdxl, zimage
 from inference.tiny.lora import LORA_FILES, write_lora
 from inference.tiny.parts import ESRGAN, TAESD, TAESD_16, esrgan, no_progress_bars, seeded, taesd
 
-__all__ = ["FAMILY_MODULES", "write_tiny_model"]
+__all__ = ["DRAFT_MODEL", "FAMILY_MODULES", "LORA_TRIGGER", "write_tiny_model"]
 
 #: family name (the models file's ``family``) -> its builder module, in the order the models file lists them.
 FAMILY_MODULES: dict[str, ModuleType] = {
@@ -96,8 +96,39 @@ def _models_toml(families: list[str]) -> str:
         }
         if table.get("preview"):
             table["preview"] = f"./{table['preview']}"
+        if family == "sd15":
+            table["draft"] = DRAFT_MODEL["name"]
         lines.append(f"\n[models.{name}]\n")
         lines += [f"{key} = {_toml(value)}\n" for key, value in table.items()]
+        if family in LORA_FILES:
+            lora = {"name": f"{name}-lora", "source": f"./{LORA_FILES[family]}", "weight": 1.0,
+                    "triggers": [LORA_TRIGGER], "description": f"Tiny random LoRA for {name}"}
+            lines.append(f"\n[[models.{name}.loras]]\n")
+            lines += [f"{key} = {_toml(value)}\n" for key, value in lora.items()]
+    if "sd15" in families:
+        lines.append(_draft_model_toml())
+    return "".join(lines)
+
+
+#: The trigger words of the tiny LoRAs (``--lora tiny-lora`` adds them to the prompt).
+LORA_TRIGGER = "tiny style"
+#: The few-step variant ``--draft`` on ``tiny`` runs on: the same weights, fewer steps, no scheduler warm-up.
+DRAFT_MODEL: dict[str, Any] = {
+    "name": "tiny-draft",
+    "width": 128,
+    "height": 128,
+    "steps": 2,
+    "guidance": 1.0,
+    "scheduler": "euler",
+    "description": "Tiny SD 1.5 in 2 steps: what --draft on tiny runs on",
+}
+
+
+def _draft_model_toml() -> str:
+    table = {"source": f"./{sd15.FOLDER}", "family": "sd15",
+             **{key: value for key, value in DRAFT_MODEL.items() if key != "name"}, "preview": f"./{TAESD}",
+             "upscaler": f"./{ESRGAN}"}
+    lines = [f"\n[models.{DRAFT_MODEL['name']}]\n", *(f"{key} = {_toml(value)}\n" for key, value in table.items())]
     return "".join(lines)
 
 

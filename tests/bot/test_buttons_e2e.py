@@ -27,7 +27,14 @@ from tests.support.waiting import eventually
 TIMEOUT = 90.0
 EPHEMERAL = 64
 GRID_LABELS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
-UPSCALE_LABELS = ["Vary (Strong)", "Vary (Subtle)", "Upscale (Subtle ×2)", "Upscale (Creative ×2)", "Recipe"]
+#: Under a square upscaled image, row by row (a non-square one also shows "Make Square" after the zooms).
+UPSCALE_LABELS = [
+    "Vary (Strong)", "Vary (Subtle)", "Vary (Region)",
+    "Upscale (2x)", "Upscale (4x)", "Upscale (Creative ×2)", "Redo Upscale",
+    "Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom",
+    "⬅️", "➡️", "⬆️", "⬇️",
+    "Recipe",
+]
 
 
 def labels(message: dict[str, Any]) -> list[str]:

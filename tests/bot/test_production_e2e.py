@@ -15,13 +15,13 @@ from bot.services import BotServices
 from db import jobs as jobs_db
 from imagine.runner import serve_bot_monitoring
 from imagine.settings import Settings
-from tests.fakediscord import FakeDiscord, run_client
+from tests.fakediscord import FakeDiscord, buttons, run_client
 from tests.support.factories import new_job, spec
 from tests.support.messages import shows_result
 from tests.support.metrics import healthz, scrape
 from tests.support.services import WorkerProcess
 
-GRID_TIMEOUT = 120.0
+GRID_TIMEOUT = 240.0
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +55,25 @@ async def test_the_sharded_bot_connects_every_shard(fake: FakeDiscord, sharded: 
     assert set(sharded.shards) == {0, 1}
 
 
-async def test_an_imagine_shows_in_the_bots_metrics(
-    fake: FakeDiscord, sharded: ImagineBot, monitoring: str
+async def test_an_imagine_shows_in_the_bots_and_the_workers_metrics(
+    fake: FakeDiscord, sharded: ImagineBot, monitoring: str, worker: WorkerProcess
 ) -> None:
-    before = await asyncio.to_thread(scrape, monitoring)
+    assert worker.metrics_url is not None
+    before, worker_before = await asyncio.gather(
+        asyncio.to_thread(scrape, monitoring), asyncio.to_thread(scrape, worker.metrics_url))
     interaction = await fake.slash_command("imagine", {"prompt": "a lighthouse in the fog --seed 9"})
     ack = await interaction.wait_ack()
     assert ack.type == 5 and ack.delay < 3.0
-    await interaction.wait_original(shows_result, timeout=GRID_TIMEOUT)
+    message = await interaction.wait_original(shows_result, timeout=GRID_TIMEOUT)
     await sharded.delivery.wait_idle()
+    job = await sharded.services.db.run(jobs_db.get, job_id=int(buttons(message)[0]["custom_id"].split(":")[1]))
+    assert job is not None and job.charged_ms  # the member's plan was charged the job's GPU time
+
+    # The worker counted the charge in the ledger metric, in seconds.
+    worker_after = await asyncio.to_thread(scrape, worker.metrics_url)
+    charged = worker_after.value("imagine_ledger_charged_seconds_total", lane=job.lane) - worker_before.value(
+        "imagine_ledger_charged_seconds_total", lane=job.lane)
+    assert charged == pytest.approx(job.charged_ms / 1000)
 
     after = await asyncio.to_thread(scrape, monitoring)
     acks = after.value("imagine_interaction_ack_seconds_count", command="imagine")

@@ -42,12 +42,24 @@ def test_the_recipe_names_every_setting_and_no_link() -> None:
     assert "variation" in varied and "strength 0.75" in varied and len(varied) < 2000
 
 
+def test_canvas_jobs_are_named_like_midjourney_and_their_recipe_says_where_they_came_from() -> None:
+    assert job_detail(JobKind.ZOOM, zoom=2.0) == "Zoom Out 2x by"
+    assert job_detail(JobKind.ZOOM, zoom=1.25) == "Zoom Out 1.25x by"
+    assert job_detail(JobKind.PAN, pan="left") == "Pan Left by"
+    assert job_detail(JobKind.SQUARE, zoom=1.0) == "Make Square by"
+    assert job_detail(JobKind.REGION) == "Vary (Region) by"
+    text = recipe_content(Recipe(prompt="a fox --seed 7", model="m", sampler="s", steps=8, guidance=7, seed=7,
+                                 width=256, height=256, canvas=("Vary (Region) of cells 1, 5", 256, 256)))
+    assert "It descends from Vary (Region) of cells 1, 5 of a 256×256 image" in text
+    assert "#1 of that grid" not in text
+
+
 async def test_every_view_is_within_discords_limits() -> None:
     """Discord takes at most 5 rows of at most 5 buttons, each custom_id at most 100 characters, no duplicates."""
     from bot.components import cancel_view, grid_view, upscale_view
 
     biggest = 2**63 - 1  # the largest job id PostgreSQL makes
-    for view in (grid_view(biggest, upscaled={1, 4}), upscale_view(biggest), cancel_view(biggest)):
+    for view in (grid_view(biggest, upscaled={1, 4}), upscale_view(biggest, square=False), cancel_view(biggest)):
         rows = view.to_components()
         assert 1 <= len(rows) <= 5
         ids = [button["custom_id"] for row in rows for button in row["components"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from domain.actions import (
     Action,
     ButtonError,
     ButtonRef,
+    Edit,
     SourceImage,
     check_cancel,
     check_parent,
@@ -23,6 +25,7 @@ from domain.actions import (
     source_index,
 )
 from domain.catalog import ModelPreset, parse_catalog
+from domain.errors import DomainError
 from domain.spec import JobKind, JobSpec, JobState
 
 PRESET = parse_catalog({"models": {"m": {"source": "x/m", "width": 512, "height": 512, "upscaler": "x.pth"}}},
@@ -173,3 +176,77 @@ def test_variations_of_a_wide_upscale_keep_its_shape_at_the_models_size() -> Non
     _, spec = child(Action.VARY_SUBTLE, parent=PARENT.replace(aspect="7:4"), kind=JobKind.UPSCALE, source=wide)
     assert spec.width > spec.height and spec.width * spec.height <= 1.2 * PRESET.pixel_budget
     assert spec.width % 8 == 0 and spec.height % 8 == 0
+
+
+# -- the canvas buttons and the upscales under an upscale -------------------------------------------------------
+
+UPSCALED = SourceImage(key="jobs/8/0.png", seed=101, width=1024, height=1024)
+UPSCALE_SPEC = PARENT.replace(seed=101, init_image=TILE.key, images=1, upscale_factor=2, upscale_mode="creative")
+
+
+def canvas_child(action: Action, edit: Edit | None = None, source: SourceImage = UPSCALED) -> tuple[JobKind, JobSpec]:
+    return child_spec(UPSCALE_SPEC, JobKind.UPSCALE, action, source=source, new_seed=555, preset=PRESET, edit=edit)
+
+
+def test_zoom_out_2x_is_a_zoom_grid_at_the_budget_with_the_source_in_the_centre() -> None:
+    kind, spec = canvas_child(Action.ZOOM_2X)
+    assert kind is JobKind.ZOOM and (spec.width, spec.height, spec.images) == (512, 512, 4)
+    assert spec.source_box == (128, 128, 256, 256) and spec.zoom == 2.0
+    assert (spec.init_image, spec.seed, spec.upscale_factor, spec.upscale_mode) == (UPSCALED.key, 555, None, None)
+    assert spec.prompt == "a fox" and spec.notes == ()
+
+
+def test_pans_and_make_square_are_canvas_jobs_with_the_side_recorded() -> None:
+    kind, spec = canvas_child(Action.PAN_LEFT)
+    assert kind is JobKind.PAN and spec.pan == "left" and spec.width > spec.height
+    assert spec.source_box is not None and spec.source_box[0] + spec.source_box[2] == spec.width
+    divisor = math.gcd(spec.width, spec.height)
+    assert spec.aspect == f"{spec.width // divisor}:{spec.height // divisor}"
+    wide = SourceImage(key="k", seed=1, width=1536, height=1024)
+    kind, spec = canvas_child(Action.SQUARE, source=wide)
+    assert kind is JobKind.SQUARE and spec.width == spec.height and spec.zoom == 1.0 and spec.aspect == "1:1"
+    with pytest.raises(DomainError, match="already square"):
+        canvas_child(Action.SQUARE)
+
+
+def test_custom_zoom_and_vary_region_take_their_values_from_the_modal() -> None:
+    kind, spec = canvas_child(Action.ZOOM_CUSTOM, Edit(zoom=1.25, aspect=(16, 9)))
+    assert kind is JobKind.ZOOM and spec.zoom == 1.25 and spec.width > spec.height
+    kind, spec = canvas_child(Action.VARY_REGION, Edit(cells=(1, 2)))
+    assert kind is JobKind.REGION and spec.region == (1, 2) and (spec.width, spec.height) == (512, 512)
+    assert spec.source_box is None and spec.init_image == UPSCALED.key
+
+
+def test_an_edited_prompt_replaces_the_words_but_keeps_model_size_and_source() -> None:
+    edited = PARENT.replace(prompt="a wolf", negative_prompt="snow", model="other", aspect="16:9", seed=101)
+    kind, spec = canvas_child(Action.ZOOM_2X, Edit(prompt=edited))
+    assert (spec.prompt, spec.negative_prompt, spec.model, spec.seed) == ("a wolf", "snow", "m", 555)
+    assert any("--model" in note for note in spec.notes) and any("--ar" in note for note in spec.notes)
+    noted = edited.replace(notes=("--sref is not supported here; it was ignored.",))
+    assert canvas_child(Action.ZOOM_2X, Edit(prompt=noted))[1].notes[0].startswith("--sref")
+    kind, varied = child_spec(PARENT, JobKind.IMAGINE, Action.VARY, source=TILE, new_seed=555, preset=PRESET,
+                              edit=Edit(prompt=PARENT.replace(prompt="a wolf", seed=7)))
+    assert (kind, varied.prompt, varied.seed) == (JobKind.VARY, "a wolf", 7)  # a seed the member typed is used
+
+
+def test_a_reroll_of_a_canvas_grid_draws_the_same_canvas_again() -> None:
+    _, zoomed = canvas_child(Action.ZOOM_2X)
+    kind, again = child_spec(zoomed, JobKind.ZOOM, Action.REROLL, source=TILE, new_seed=9, preset=PRESET)
+    assert kind is JobKind.ZOOM and again == zoomed.replace(seed=9)
+
+
+def test_upscale_4x_quadruples_and_redo_repeats_the_upscale_with_a_new_seed() -> None:
+    kind, spec = canvas_child(Action.UPSCALE_4X, source=TILE)
+    assert kind is JobKind.UPSCALE and (spec.upscale_factor, spec.upscale_mode) == (4, "subtle")
+    kind, spec = canvas_child(Action.REDO_UPSCALE, source=TILE)
+    assert (spec.upscale_factor, spec.upscale_mode, spec.seed, spec.init_image) == (2, "creative", 555, TILE.key)
+    with pytest.raises(ButtonError, match="8192 pixels a side"):
+        canvas_child(Action.UPSCALE_4X, source=SourceImage(key="k", seed=1, width=4096, height=2048))
+
+
+def test_canvas_actions_belong_under_an_upscale_only() -> None:
+    for action in (Action.ZOOM_2X, Action.PAN_UP, Action.VARY_REGION, Action.UPSCALE_4X, Action.REDO_UPSCALE):
+        assert source_index(ButtonRef(1, action), JobKind.UPSCALE, 1) == 0
+        with pytest.raises(ButtonError):
+            source_index(ButtonRef(1, action), JobKind.IMAGINE, 4)
+    assert source_index(ButtonRef(1, Action.UPSCALE, 3), JobKind.ZOOM, 4) == 2  # U3 on a zoomed grid

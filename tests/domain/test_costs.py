@@ -32,7 +32,18 @@ def test_a_variation_reruns_the_strength_share_of_the_steps() -> None:
     assert estimate_ms(spec(), JobKind.VARY, MODEL) == 500 + 100 * 4 * 18  # default strength 0.6
 
 
+@pytest.mark.parametrize("kind", [JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE, JobKind.REGION])
+def test_a_canvas_job_costs_its_output_pixels_times_all_its_steps(kind: JobKind) -> None:
+    canvas = spec(init_image="jobs/1/0.png", source_box=(250, 250, 500, 500))
+    assert estimate_ms(canvas, kind, MODEL) == 12_500  # like a grid of that size: the whole image is denoised
+    assert estimate_ms(canvas.replace(width=2000), kind, MODEL) == 24_500
+    assert estimate_ms(canvas.replace(steps=15), kind, MODEL) == 6_500
+
+
 def test_an_upscale_is_priced_by_its_output() -> None:
+    out4 = 2048 * 2048 / 1e6
+    assert estimate_ms(spec(width=512, height=512, upscale_factor=4, upscale_mode="subtle"), JobKind.UPSCALE,
+                       MODEL) == pytest.approx(500 + 50 * out4, abs=1)
     tile = spec(width=512, height=512, upscale_factor=2, upscale_mode="subtle")
     out_mp = 1024 * 1024 / 1e6
     assert estimate_ms(tile, JobKind.UPSCALE, MODEL) == pytest.approx(500 + 50 * out_mp, abs=1)

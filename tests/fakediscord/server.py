@@ -1835,6 +1835,8 @@ class FakeDiscord:
             _validate_message(
                 data, request.uploads, self._size_limit(found), creating=kind == CHANNEL_MESSAGE
             )
+        if kind == MODAL:
+            _validate_modal(data)
 
         found.callback = CallbackRecord(kind, data, request.uploads, now, now - found.created_at)
         message: dict[str, Any] | None = None
@@ -2267,6 +2269,70 @@ def _validate_message(
             )
     if creating and not (content or payload.get("embeds") or uploads or components or payload.get("poll")):
         raise ApiError(400, 50006, "Cannot send an empty message")
+
+
+#: The modal components Discord takes inside a Label (type 18), by type: text input, string select,
+#: file upload, radio group, checkbox group, checkbox; and a text display (10) at the top level.
+_MODAL_INPUTS = {4, 3, 19, 21, 22, 23}
+_MODAL_OPTIONS_MAX = {3: 25, 21: 10, 22: 10}
+
+
+def _modal_field(path: str, component: Mapping[str, Any]) -> None:
+    kind = component.get("type")
+    if kind not in _MODAL_INPUTS:
+        raise _form_error(f"{path}.type", "COMPONENT_TYPE_INVALID", f"Component type {kind} is invalid in a modal")
+    custom_id = component.get("custom_id") or ""
+    if not 1 <= len(custom_id) <= 100:
+        raise _form_error(f"{path}.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    if kind == 4:
+        if int(component.get("max_length") or 4000) > 4000:
+            raise _form_error(f"{path}.max_length", "NUMBER_TYPE_MAX", "Must be 4000 or less.")
+        if len(component.get("value") or "") > int(component.get("max_length") or 4000):
+            raise _form_error(f"{path}.value", "BASE_TYPE_MAX_LENGTH", "Longer than max_length.")
+    if kind in _MODAL_OPTIONS_MAX:
+        options = component.get("options") or []
+        if not 1 <= len(options) <= _MODAL_OPTIONS_MAX[kind]:
+            raise _form_error(f"{path}.options", "BASE_TYPE_BAD_LENGTH",
+                              f"Must be between 1 and {_MODAL_OPTIONS_MAX[kind]} in length.")
+        if int(component.get("max_values") or 1) > len(options):
+            raise _form_error(f"{path}.max_values", "NUMBER_TYPE_MAX", "More than the options.")
+
+
+def _validate_modal(data: Mapping[str, Any]) -> None:
+    """Reject the modals Discord rejects: a title over 45 characters, no or more than 5 top-level
+    components, labels over 45 characters, inputs that do not belong in a modal, duplicate custom ids."""
+    title = data.get("title") or ""
+    if not 1 <= len(title) <= 45:
+        raise _form_error("data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+    custom_id = data.get("custom_id") or ""
+    if not 1 <= len(custom_id) <= 100:
+        raise _form_error("data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    components = data.get("components") or []
+    if not 1 <= len(components) <= 5:
+        raise _form_error("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    seen: set[str] = set()
+    for index, top in enumerate(components):
+        path = f"data.components.{index}"
+        if top.get("type") == 18:  # Label
+            if not 1 <= len(top.get("label") or "") <= 45:
+                raise _form_error(f"{path}.label", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+            if len(top.get("description") or "") > 100:
+                raise _form_error(f"{path}.description", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer.")
+            fields = [top.get("component") or {}]
+        elif top.get("type") == 1:  # the older action row holding one text input
+            fields = list(top.get("components") or [])
+            if len(fields) != 1 or fields[0].get("type") != 4:
+                raise _form_error(path, "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "A modal row holds one text input.")
+        elif top.get("type") == 10:  # Text display
+            continue
+        else:
+            raise _form_error(f"{path}.type", "COMPONENT_TYPE_INVALID", "Invalid top-level modal component")
+        for field_index, component in enumerate(fields):
+            _modal_field(f"{path}.component" if top.get("type") == 18 else f"{path}.components.{field_index}",
+                         component)
+            if component["custom_id"] in seen:
+                raise _form_error(path, "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id is duplicated")
+            seen.add(component["custom_id"])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class DemoBot(commands.Bot):
         self.tree.add_command(slow)
         self.tree.add_command(describe)
         self.tree.add_command(feedback)
+        self.tree.add_command(pick)
+        self.tree.add_command(badmodal)
         self.tree.add_command(plan)
         if self.sync:
             self.synced = await self.tree.sync()
@@ -171,6 +173,43 @@ async def feedback(interaction: discord.Interaction) -> None:
     await interaction.response.send_modal(FeedbackModal())
 
 
+class PickModal(discord.ui.Modal, title="Pick"):
+    """Discord's newer modal layout: labels around a checkbox group and a text input."""
+
+    cells: discord.ui.Label[PickModal] = discord.ui.Label(text="Cells", component=discord.ui.CheckboxGroup(
+        custom_id="cells", required=False, min_values=0, max_values=3,
+        options=[discord.CheckboxGroupOption(label=str(n), value=str(n)) for n in (1, 2, 3)],
+    ))
+    note: discord.ui.Label[PickModal] = discord.ui.Label(
+        text="Note", component=discord.ui.TextInput(custom_id="note", required=False)
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.cells.component, discord.ui.CheckboxGroup)
+        assert isinstance(self.note.component, discord.ui.TextInput)
+        await interaction.response.send_message(f"cells={self.cells.component.values} note={self.note.component.value}")
+
+
+@app_commands.command(description="Open a modal with a checkbox group")
+async def pick(interaction: discord.Interaction) -> None:
+    await interaction.response.send_modal(PickModal())
+
+
+class TwinModal(discord.ui.Modal, title="Twins"):
+    """Two inputs with one custom_id: Discord refuses it (its schema cannot say so; the fake's rules do)."""
+
+    first: discord.ui.Label[TwinModal] = discord.ui.Label(text="First", component=discord.ui.TextInput(custom_id="x"))
+    second: discord.ui.Label[TwinModal] = discord.ui.Label(text="Second", component=discord.ui.TextInput(custom_id="x"))
+
+
+@app_commands.command(description="Open a modal Discord refuses (two inputs share a custom_id)")
+async def badmodal(interaction: discord.Interaction) -> None:
+    try:
+        await interaction.response.send_modal(TwinModal())
+    except discord.HTTPException as error:
+        interaction.client.errors.append(error)  # type: ignore[attr-defined]
+
+
 @app_commands.command(description="Show the caller's entitlements")
 async def plan(interaction: discord.Interaction) -> None:
     skus = sorted(e.sku_id for e in interaction.entitlements)
@@ -213,7 +252,8 @@ async def test_login_sync_and_guilds(fake: FakeDiscord) -> None:
         assert [c.name for c in guild.text_channels] == ["general", "imagine"]
         options = {o["name"]: o["type"] for o in fake.commands["imagine"]["options"]}
         assert options == {"prompt": 3, "style": 3, "count": 4, "private": 5}
-        assert {c.name for c in bot.synced} == {"imagine", "render", "slow", "describe", "feedback", "plan"}
+        assert {c.name for c in bot.synced} == {"imagine", "render", "slow", "describe", "feedback", "pick", "badmodal",
+                                            "plan"}
         session = await fake.wait_for_client()
         assert session.intents == discord.Intents.default().value
 
@@ -375,6 +415,19 @@ async def test_modal_submit(fake: FakeDiscord) -> None:
         assert opened.modal is not None and opened.modal["title"] == "Feedback"
         submitted = await fake.submit_modal(opened, {"text": "more dragons"})
         assert (await submitted.wait_original())["content"] == "Thanks: more dragons"
+
+
+async def test_modal_with_labels_and_a_checkbox_group_and_a_modal_discord_refuses(fake: FakeDiscord) -> None:
+    bot = DemoBot()
+    async with run_client(bot, fake):
+        opened = await fake.slash_command("pick")
+        assert (await opened.wait_ack()).type == 9
+        submitted = await fake.submit_modal(opened, {"cells": ["1", "3"], "note": "hi"})
+        assert (await submitted.wait_original())["content"] == "cells=['1', '3'] note=hi"
+
+        refused = await fake.slash_command("badmodal")
+        await fake.wait_until(lambda: bot.errors or None, what="the refused modal")
+        assert refused.callback is None and "duplicated" in str(bot.errors[0])
 
 
 async def test_entitlements_on_interactions_and_events(fake: FakeDiscord) -> None:

@@ -40,7 +40,7 @@ def _png(image: Image.Image) -> bytes:
 def context(cache: PipelineCache, preset: ModelPreset, source: Image.Image) -> Any:
     store = MemoryImageStore()
     store.put(SOURCE_KEY, _png(source), "image/png")
-    catalog = Catalog(models={preset.name: preset}, default=preset.name)
+    catalog = Catalog(models={preset.name: dataclasses.replace(preset, draft=None)}, default=preset.name)
     return SimpleNamespace(catalog=catalog, store=store, pipeline_cache=lambda: cache)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import jobs as jobs_db
 from db.models import Job
 from db.session import make_engine, make_sessionmaker
-from domain.spec import JobState
+from domain.spec import JobKind, JobState
 from inference.celery_app import create_celery
 from inference.dispatch import publish
 from inference.storage import open_store
@@ -97,9 +97,9 @@ def workers(
             worker.process.stop()
 
 
-def submit(sessions: sessionmaker[Session], model: str, **changes: object) -> int:
+def submit(sessions: sessionmaker[Session], model: str, kind: JobKind = JobKind.IMAGINE, **changes: object) -> int:
     with sessions() as session, session.begin():
-        job, _ = jobs_db.submit(session=session, new=new_job(spec=spec(model=model, **changes)))
+        job, _ = jobs_db.submit(session=session, new=new_job(kind=kind, spec=spec(model=model, **changes)))
         return job.id
 
 
@@ -115,7 +115,7 @@ def wait_for(sessions: sessionmaker[Session], job_id: int, accept: Callable[[Job
         time.sleep(0.1)
 
 
-def succeeded(sessions: sessionmaker[Session], job_id: int) -> Job:
+def finished(sessions: sessionmaker[Session], job_id: int) -> Job:
     return wait_for(sessions, job_id, lambda j: j.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED))
 
 
@@ -127,7 +127,7 @@ def test_each_prefork_process_takes_its_own_device(
     ids = [submit(sessions, "tiny", steps=12, seed=seed) for seed in (1, 2)]
     for job_id in ids:
         publish(celery_app, job_id, "tiny.fast")
-    jobs = [succeeded(sessions, job_id) for job_id in ids]
+    jobs = [finished(sessions, job_id) for job_id in ids]
 
     assert [job.state for job in jobs] == [JobState.SUCCEEDED] * 2
     owners = {int(job.owner.rpartition(":")[2]) for job in jobs if job.owner}
@@ -150,7 +150,7 @@ def test_each_job_runs_on_the_worker_that_has_its_model(
     publish(celery_app, xl_job, "tiny-xl.fast")
     publish(celery_app, sd_job, "tiny.fast")
 
-    sd, xl = succeeded(sessions, sd_job), succeeded(sessions, xl_job)
+    sd, xl = finished(sessions, sd_job), finished(sessions, xl_job)
 
     assert sd.state == xl.state == JobState.SUCCEEDED
     assert workers["sd"].runs(sd) and not workers["xl"].runs(sd)
@@ -165,7 +165,7 @@ def test_worker_metrics_show_each_finished_job_its_wait_and_gpu_time(
 ) -> None:
     job_id = submit(sessions, "tiny-xl", seed=5)
     publish(celery_app, job_id, "tiny-xl.fast")
-    succeeded(sessions, job_id)
+    finished(sessions, job_id)
 
     with sessions() as session:
         rows = list(session.query(Job).filter(Job.state == JobState.SUCCEEDED.value, Job.model == "tiny-xl"))
@@ -185,6 +185,14 @@ def test_worker_metrics_show_each_finished_job_its_wait_and_gpu_time(
     assert metrics.value("imagine_job_run_seconds_count", **labels) == len(ran_here)
     # The other worker never ran this model.
     assert scrape(workers["sd"].metrics_url).value("imagine_jobs_finished_total", model="tiny-xl") == 0
+
+    # A failure is counted by its cause: a variation of an image that is no longer stored.
+    failed_id = submit(sessions, "tiny-xl", JobKind.VARY, init_image="jobs/999999/0.png", strength=0.5)
+    publish(celery_app, failed_id, "tiny-xl.fast")
+    assert finished(sessions, failed_id).state == JobState.FAILED
+    metrics = scrape(workers["xl"].metrics_url)
+    assert metrics.value("imagine_job_failures_total", model="tiny-xl", cause="source_missing") == 1
+    assert metrics.value("imagine_jobs_finished_total", state="failed", kind="vary", **labels) == 1
 
     # Its log lines are JSON objects carrying the job id.
     lines = [json.loads(line) for line in workers["xl"].process.output().splitlines() if line.startswith("{")]

@@ -86,6 +86,8 @@ class WorkerProcess:
     ready: threading.Event = field(default_factory=threading.Event)
 
     log_path: Path | None = None
+    #: Where its /metrics and /healthz are served (None when WORKER_METRICS_PORT is 0).
+    metrics_url: str | None = None
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -119,7 +121,9 @@ class WorkerProcess:
 
 
 def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, str] | None = None) -> WorkerProcess:
-    """``env``: more environment variables for the worker process."""
+    """Start `imagine worker` and wait until it is ready; the parent imports torch and diffusers (and the
+    quantization packages diffusers finds) to check its models first: tens of seconds on a loaded machine.
+    ``env``: more environment variables for the worker process."""
     process = subprocess.Popen(
         [sys.executable, "-m", "imagine.cli", "worker"],
         env={**settings_env(settings), **(env or {})},
@@ -128,7 +132,8 @@ def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, s
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker = WorkerProcess(process, log_path=settings.data_dir / "worker.log")
+    metrics_url = f"http://127.0.0.1:{settings.worker_metrics_port}" if settings.worker_metrics_port else None
+    worker = WorkerProcess(process, log_path=settings.data_dir / "worker.log", metrics_url=metrics_url)
     threading.Thread(target=worker._pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     while not worker.ready.wait(0.1):
