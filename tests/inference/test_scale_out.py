@@ -27,7 +27,7 @@ from inference.storage import open_store
 from tests.support.factories import new_job, spec
 from tests.support.metrics import healthz, scrape
 from tests.support.s3 import S3Server
-from tests.support.services import WorkerProcess, free_port, make_settings, start_worker
+from tests.support.services import SESSION_KEY_PREFIX, WorkerProcess, free_port, make_settings, start_worker
 
 JOB_TIMEOUT = 300.0
 #: Tiny models gain nothing from threads; three worker processes on a shared 2-core machine lose a lot.
@@ -75,9 +75,14 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
+#: Redis keys of this module's own queues: the session's shared worker also serves `tiny.*`, and must not take
+#: these jobs.
+BROKER_PREFIX = f"{SESSION_KEY_PREFIX}scale-out:"
+
+
 @pytest.fixture(scope="module")
 def celery_app(redis_url: str, database_url: str) -> Celery:
-    settings = make_settings(database_url=database_url, redis_url=redis_url)
+    settings = make_settings(database_url=database_url, redis_url=redis_url, broker_key_prefix=BROKER_PREFIX)
     return create_celery(redis_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
 
 
@@ -95,7 +100,7 @@ def workers(
             settings = make_settings(
                 database_url=database_url, redis_url=redis_url, models_file=models_file(folder, tiny_models, model),
                 data_dir=folder, storage_url=store_url, worker_devices=devices, worker_metrics_port=port,
-                metrics_host="127.0.0.1", log_format=log_format,
+                metrics_host="127.0.0.1", log_format=log_format, broker_key_prefix=BROKER_PREFIX,
             )
             started[name] = Worker(start_worker(settings, env=ONE_THREAD), f"http://127.0.0.1:{port}")
         yield started
