@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.components import JobButton
 from bot.delivery import Delivery
+from bot.gateway import drop_malformed_events
 from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_component
 from bot.moderation import AppealButton
 from bot.services import BotServices
@@ -55,6 +56,7 @@ class ImagineBot(commands.Bot):
                          tree_cls=GuardedTree, **options)
         self.services = services
         self.delivery = Delivery(self)
+        drop_malformed_events(self._connection.parsers)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
 
     async def setup_hook(self) -> None:

@@ -26,10 +26,11 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import psycopg
 from sqlalchemy import update
@@ -45,7 +46,6 @@ from db.queue import Standing
 from db.session import libpq_url
 from domain.prompt import split_canonical
 from domain.spec import JobKind, JobState
-from inference.dispatch import reap
 from inference.joblog import job_logging
 from inference.storage import ImageNotFoundError
 
@@ -61,6 +61,11 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: The name of the preview attached to a running job's message (plus the stored preview's suffix).
 PREVIEW_STEM = "progress"
 _RECONCILE_EVERY_S = 5.0
+#: A delivery that failed for a transient reason is tried again after this, doubled per failure, capped.
+RETRY_FIRST_S = 5.0
+RETRY_CAP_S = 300.0
+#: Unknown channel, unknown message, missing access, missing permissions, cannot send messages here.
+_PERMANENT_CODES = frozenset({10003, 10008, 50001, 50013, 50007})
 #: How often a running job's progress wakes the queued jobs behind it (their ETAs count down).
 _FOLLOWERS_EVERY_S = 5.0
 #: Words of the prompt in a file's name, and its most characters.
@@ -137,6 +142,19 @@ def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
 
 
+def delivery_nonce(job_id: int) -> str:
+    """The nonce of the bot-token post of a job's result (at most 25 characters). Sent with
+    ``enforce_nonce``: a post repeated after a crash (Discord has it, our row does not say so yet) gets
+    back the message already made instead of a second one."""
+    return f"imagine-job-{job_id}"
+
+
+def _permanent(exc: discord.HTTPException) -> bool:
+    """Discord will refuse this delivery whatever we do: the channel or message is gone, or the bot may
+    not see or post in it."""
+    return isinstance(exc, discord.NotFound | discord.Forbidden) or exc.code in _PERMANENT_CODES
+
+
 def job_view(job: Job, standing: Standing | None = None, *, detail: str = "") -> JobView:
     total_s = None
     if job.finished_at is not None and job.created_at is not None:
@@ -205,7 +223,6 @@ class Delivery:
         self._sources = [
             loop.create_task(self._listen(), name="delivery-listen"),
             loop.create_task(self._reconcile_forever(), name="delivery-reconcile"),
-            loop.create_task(self._reap_forever(), name="delivery-reaper"),
         ]
         consumers = [loop.create_task(self._consume(), name=f"delivery-{n}") for n in range(self._workers)]
         self._tasks = [*self._sources, *consumers]
@@ -279,22 +296,6 @@ class Delivery:
                 await self.reconcile()
             except Exception:
                 log.warning("reconcile failed", exc_info=True)
-
-    async def _reap_forever(self) -> None:
-        settings = self.services.settings
-        while True:
-            await asyncio.sleep(settings.reaper_interval_s)
-            try:
-                await asyncio.to_thread(
-                    reap,
-                    self.services.sessions,
-                    self.services.celery,
-                    queued_for=timedelta(seconds=max(60.0, settings.reaper_interval_s * 2)),
-                    heartbeat_for=timedelta(seconds=60),
-                    max_attempts=settings.max_attempts,
-                )
-            except Exception:
-                log.warning("reaper pass failed", exc_info=True)
 
     async def _consume(self) -> None:
         while True:
@@ -427,12 +428,33 @@ class Delivery:
         return content, files, components
 
     async def _deliver_final(self, loaded: _Loaded) -> None:
+        """Show a finished job's result. A transient failure (Discord or the image store unreachable, a
+        5xx) is tried again later, with backoff; a permanent one marks the delivery failed, logged once."""
         job = loaded.job
-        content, files, components = await self.message_parts(loaded)
-        message_id = await self._show(job, content, files, components)
+        try:
+            content, files, components = await self.message_parts(loaded)
+            message_id = await self._show(job, content, files, components)
+        except discord.HTTPException as exc:
+            if not _permanent(exc):
+                await self._retry_later(job, exc)
+                return
+            log.warning("job %s: Discord refused its %s message for good (%s %s: %s); not retrying",
+                        job.id, job.state, exc.status, exc.code, exc.text)
+            await self.services.db.run(jobs_db.delivery_failed, job_id=job.id, state=job.state,
+                                       error=f"{exc.status} {exc.code}: {exc.text}")
+            self._forget(job.id)
+            return
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:  # Discord or the image store unreachable
+            await self._retry_later(job, exc)
+            return
         await self.services.db.run(jobs_db.mark_delivered, job_id=job.id, state=job.state, message_id=message_id)
         DELIVERIES.labels(job.state).inc()
         self._forget(job.id)
+
+    async def _retry_later(self, job: Job, exc: Exception) -> None:
+        delay = await self.services.db.run(jobs_db.delivery_retry, job_id=job.id, first_s=RETRY_FIRST_S,
+                                           cap_s=RETRY_CAP_S)
+        log.warning("job %s: delivery failed (%s); trying again in %.0fs", job.id, exc, delay)
 
     def _forget(self, job_id: int) -> None:
         """Drop what progress edits remembered of a job whose final state is shown."""
@@ -467,7 +489,7 @@ class Delivery:
             edited = await channel.get_partial_message(job.message_id).edit(**kwargs)
             return edited.id
         kwargs.pop("attachments")
-        posted = await channel.send(files=files, **kwargs)
+        posted = await channel.send(files=files, nonce=delivery_nonce(job.id), **kwargs)
         await self.services.db.run(_forget_token, job_id=job.id, message_id=posted.id)
         return posted.id
 

@@ -21,7 +21,7 @@ from db import submission as submission_db
 from db.models import Job
 from db.plans import Account, Requester
 from domain.spec import JobKind, JobSpec, JobState, Lane, queue_name
-from inference.dispatch import publish
+from inference.dispatch import publish_jobs
 
 if TYPE_CHECKING:
     from bot.services import BotServices
@@ -117,12 +117,11 @@ async def submit_jobs(
         resolved=account.resolved,
         estimates=estimates(services.plans, services.catalog, new_jobs),
     )
-    for job, created, _ in results:
-        if created:
-            try:
-                await asyncio.to_thread(publish, services.celery, job.id, job.queue)
-            except Exception:
-                log.warning("could not publish job %s now; the reaper will retry", job.id, exc_info=True)
+    created = [(job.id, job.queue) for job, is_new, _ in results if is_new]
+    try:
+        await asyncio.to_thread(publish_jobs, services.sessions, services.celery, created)
+    except Exception:
+        log.warning("could not publish jobs %s now; the reaper will", [job_id for job_id, _ in created], exc_info=True)
     return results
 
 

@@ -26,15 +26,25 @@ __all__ = [
     "NewJob",
     "by_idem_key",
     "claim",
+    "delivery_failed",
+    "delivery_retry",
     "finish",
+    "forget_lost_messages",
     "get",
     "get_image",
+    "give_up",
+    "given_up_error",
+    "hand_back",
     "heartbeat",
     "held_back",
+    "hold",
     "images_of",
     "mark_delivered",
+    "mark_published",
+    "next_held",
     "notify",
     "owner_of",
+    "publishable",
     "record_progress",
     "request_cancel",
     "requeue",
@@ -161,6 +171,40 @@ def by_idem_key(*, session: Session, user_id: int, idem_key: str) -> Job | None:
     ).scalar_one_or_none()
 
 
+def _lost(stale_after: timedelta, dead_owners: Sequence[str]) -> Any:
+    """A running job whose owner stopped heartbeating, or is known to be dead."""
+    lost = Job.heartbeat_at < func.now() - stale_after
+    if dead_owners:
+        lost = lost | Job.owner.in_(list(dead_owners))
+    return (Job.state == JobState.RUNNING.value) & lost
+
+
+def _live_running(stale_after: timedelta) -> Any:
+    """How many other jobs of the job's member run in its lane now (a correlated subquery on ``Job``)."""
+    other = aliased(Job)
+    return (
+        select(func.count()).select_from(other)
+        .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id != Job.id,
+               other.state == JobState.RUNNING.value, other.heartbeat_at >= func.now() - stale_after)
+        .scalar_subquery()
+    )
+
+
+def _older_waiting() -> Any:
+    """True when an older job of the job's member waits in its lane: a held job starts in submit order."""
+    other = aliased(Job)
+    return (
+        select(other.id)
+        .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id < Job.id,
+               other.state == JobState.QUEUED.value, other.cancel_requested.is_(False))
+        .exists()
+    )
+
+
+def _lock_member(session: Session, user_id: int) -> None:
+    """The member's row lock, under which their running limit is counted (FOR NO KEY UPDATE, like
+    submit's: foreign-key checks (FOR KEY SHARE) pass it, no deadlock)."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 def _snowflake_ms(snowflake: int) -> int:
     return snowflake >> 22
 
@@ -204,37 +248,38 @@ def upscaled_tiles(*, session: Session, job_id: int) -> set[int]:
 
 
 def claim(
-    *, session: Session, job_id: int, owner: str, stale_after: timedelta, dead_owners: Sequence[str] = ()
+    *,
+    session: Session,
+    job_id: int,
+    owner: str,
+    stale_after: timedelta,
+    dead_owners: Sequence[str] = (),
+    max_attempts: int | None = None,
 ) -> Job | None:
     """Take a queued job, or a running one whose owner stopped heartbeating or is known dead.
 
     ``dead_owners`` lets a worker take over at once from a process it knows has died (a killed prefork
-    child on the same host) instead of waiting for the heartbeat to go stale. None: someone else has it.
+    child on the same host) instead of waiting for the heartbeat to go stale. A job that already had
+    ``max_attempts`` claims is not taken (:func:`give_up` ends it), whatever redelivered its message.
+    A job whose member runs their plan's limit in its lane, or has an older job waiting there, is not
+    taken either (:func:`held_back`). None: not claimed.
     """
     now = func.now()
-    running = Job.state == JobState.RUNNING.value
-    lost = Job.heartbeat_at < now - stale_after
-    if dead_owners:
-        lost = lost | Job.owner.in_(list(dead_owners))
     conditions = [
         Job.id == job_id,
         Job.cancel_requested.is_(False),
-        (Job.state == JobState.QUEUED.value) | (running & lost),
+        (Job.state == JobState.QUEUED.value) | _lost(stale_after, dead_owners),
     ]
+    if max_attempts is not None:
+        conditions.append(Job.attempts < max_attempts)
     limit = session.execute(select(Job.user_id, Job.max_running).where(Job.id == job_id)).one_or_none()
     if limit is not None and limit.max_running is not None:
         # The plan's running limit for the job's lane: lock the member's row so two workers cannot both
-        # start their last allowed job, then count their other live running jobs in that lane.
-        # FOR NO KEY UPDATE, like submit's lock: foreign-key checks (FOR KEY SHARE) pass it, no deadlock.
-        session.execute(select(User.id).where(User.id == limit.user_id).with_for_update(key_share=True))
-        other = aliased(Job)
-        live = (
-            select(func.count()).select_from(other)
-            .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id != Job.id,
-                   other.state == JobState.RUNNING.value, other.heartbeat_at >= now - stale_after)
-            .scalar_subquery()
-        )
-        conditions.append(live < Job.max_running)
+        # start their last allowed job, then count their other live running jobs in that lane. A waiting
+        # job of theirs that is older goes first, so a member's jobs start in the order they were asked.
+        _lock_member(session, limit.user_id)
+        conditions.append(_live_running(stale_after) < Job.max_running)
+        conditions.append(~_older_waiting() | (Job.state == JobState.RUNNING.value))
     row = session.execute(
         update(Job)
         .where(*conditions)
@@ -245,6 +290,7 @@ def claim(
             started_at=now,
             attempts=Job.attempts + 1,
             progress_step=0,
+            published_at=None,
         )
         .returning(Job.id)
     ).scalar_one_or_none()
@@ -253,6 +299,30 @@ def claim(
     job = session.get_one(Job, row)
     session.refresh(job)
     return job
+
+
+def give_up(
+    *, session: Session, job_id: int, stale_after: timedelta, dead_owners: Sequence[str] = (), max_attempts: int
+) -> Job | None:
+    """Fail (and so refund) a job that used up its attempts and would otherwise be taken again: queued,
+    or running with its owner gone. Returns the failed job, or None when it is not such a job."""
+    exhausted = session.execute(
+        select(Job.id, Job.owner).where(
+            Job.id == job_id,
+            Job.attempts >= max_attempts,
+            (Job.state == JobState.QUEUED.value) | _lost(stale_after, dead_owners),
+        ).with_for_update()
+    ).one_or_none()
+    if exhausted is None:
+        return None
+    return finish(session=session, job_id=job_id, state=JobState.FAILED, owner=None,
+                  error=given_up_error(max_attempts))
+
+
+def given_up_error(attempts: int) -> str:
+    """What the member reads when their job used up its attempts (every one ended with its worker gone)."""
+    return (f"This job was interrupted {attempts} times (its worker stopped each time), so it was given up. "
+            "Nothing was charged. Try again; if it keeps happening, try a smaller --ar or fewer --steps.")
 
 
 def owner_of(*, session: Session, job_id: int) -> str | None:
@@ -364,11 +434,80 @@ def request_cancel(*, session: Session, job_id: int) -> JobState | None:
 
 
 def held_back(*, session: Session, job_id: int) -> bool:
-    """True when a job that could not be claimed is still waiting (the member's running limit for its
-    lane is reached), so its message must be published again rather than dropped."""
+    """True when a job that could not be claimed is still waiting: its member's running limit for its
+    lane is reached, or an older job of theirs waits there. See :func:`hold`."""
     return session.execute(
         select(Job.id).where(Job.id == job_id, Job.state == JobState.QUEUED.value, Job.cancel_requested.is_(False))
     ).first() is not None
+
+
+def hold(*, session: Session, job_id: int) -> None:
+    """Record that a held-back job has no message in the broker any more (its worker acks it): it waits
+    for one of its member's jobs in that lane to end (:func:`next_held`), not re-sending itself."""
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED.value)
+        .values(published_at=None, broker_epoch=None)
+    )
+
+
+def next_held(*, session: Session, user_id: int, lane: str) -> Job | None:
+    """The held job of a member in a lane to publish now that one of their jobs there ended: their oldest
+    waiting job, when it has no message (one in transit is left alone: it is the next to start anyway).
+
+    Under the member's row lock, like the claim that held it, so a job held back just as the slot freed
+    is seen here; and under the job's row lock, so the reaper does not publish it at the same time. The
+    caller publishes it (:func:`mark_published`) before commit.
+    """
+    _lock_member(session, user_id)
+    oldest = session.execute(
+        select(Job).where(
+            Job.user_id == user_id, Job.lane == lane, Job.state == JobState.QUEUED.value,
+            Job.cancel_requested.is_(False),
+        ).order_by(Job.id).limit(1).with_for_update()
+    ).scalar_one_or_none()
+    return oldest if oldest is not None and oldest.published_at is None else None
+
+
+def mark_published(*, session: Session, job_ids: Sequence[int], epoch: str | None) -> None:
+    """Record that each of these queued jobs has a message in the broker of this epoch."""
+    if job_ids:
+        session.execute(
+            update(Job).where(Job.id.in_(list(job_ids)), Job.state == JobState.QUEUED.value)
+            .values(published_at=func.now(), broker_epoch=epoch)
+        )
+
+
+def forget_lost_messages(*, session: Session, epoch: str) -> int:
+    """Queued jobs published into a broker that has since lost its data (its epoch changed: flushed, or
+    restarted without persistence) have no message: mark them so. Returns how many."""
+    return len(session.execute(
+        update(Job)
+        .where(Job.state == JobState.QUEUED.value, Job.published_at.is_not(None),
+               Job.broker_epoch.is_distinct_from(epoch))
+        .values(published_at=None, broker_epoch=None)
+        .returning(Job.id)
+    ).all())
+
+
+def publishable(*, session: Session, older_than: timedelta, stale_after: timedelta, limit: int = 500) -> list[Job]:
+    """Queued jobs with no message in the broker that a worker could start now, oldest first.
+
+    Their message was never sent (the broker was down at submit), was lost (:func:`forget_lost_messages`),
+    or they were held back and their member now has a free slot. ``older_than`` spares jobs whose
+    publisher is still about to stamp them.
+    """
+    now = func.now()
+    free = Job.max_running.is_(None) | ((_live_running(stale_after) < Job.max_running) & ~_older_waiting())
+    return list(
+        session.execute(
+            select(Job)
+            .where(Job.state == JobState.QUEUED.value, Job.published_at.is_(None), Job.cancel_requested.is_(False),
+                   Job.queued_at < now - older_than, free)
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
 
 
 def notify(*, session: Session, job_id: int) -> None:
@@ -377,24 +516,32 @@ def notify(*, session: Session, job_id: int) -> None:
 
 
 def requeue(*, session: Session, job_id: int) -> None:
-    """Put a lost job back in the queue (its task is about to be re-published)."""
+    """Put a lost running job back in the queue, with no message (the caller publishes one)."""
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
-        .values(state=JobState.QUEUED.value, owner=None, queued_at=func.now())
+        .values(state=JobState.QUEUED.value, owner=None, published_at=None, broker_epoch=None)
     )
 
 
-def stale(*, session: Session, queued_for: timedelta, heartbeat_for: timedelta, limit: int = 100) -> list[Job]:
-    """Jobs whose message may be lost: queued too long, or running with a stale heartbeat."""
-    now = func.now()
+def hand_back(*, session: Session, job_id: int, owner: str) -> bool:
+    """A stopping worker gives its running job back: queued again, with no message (the reaper publishes
+    it), and the attempt not counted. False when the job is no longer ours."""
+    return session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING.value)
+        .values(state=JobState.QUEUED.value, owner=None, published_at=None, broker_epoch=None,
+                attempts=Job.attempts - 1, progress_step=0)
+        .returning(Job.id)
+    ).scalar_one_or_none() is not None
+
+
+def stale(*, session: Session, heartbeat_for: timedelta, limit: int = 100) -> list[Job]:
+    """Running jobs whose worker stopped heartbeating (it died, or lost the database for that long)."""
     return list(
         session.execute(
             select(Job)
-            .where(
-                ((Job.state == JobState.QUEUED.value) & (Job.queued_at < now - queued_for))
-                | ((Job.state == JobState.RUNNING.value) & (Job.heartbeat_at < now - heartbeat_for))
-            )
+            .where(Job.state == JobState.RUNNING.value, Job.heartbeat_at < func.now() - heartbeat_for)
             .order_by(Job.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -414,22 +561,47 @@ def live_counts(*, session: Session) -> list[tuple[str, str, str, int]]:
 
 
 def undelivered(*, session: Session, limit: int = 50) -> list[Job]:
-    """Terminal jobs whose final state is not yet shown on Discord, oldest first."""
+    """Terminal jobs whose final state is not yet shown on Discord and whose retry is due: the least
+    tried first, so a delivery that keeps failing never hides newer ones."""
     return list(
         session.execute(
             select(Job)
             .where(
                 Job.state.in_([s.value for s in JobState if s.is_terminal]),
                 Job.delivered_state.is_distinct_from(Job.state),
+                Job.delivery_retry_at.is_(None) | (Job.delivery_retry_at <= func.now()),
             )
-            .order_by(Job.id)
+            .order_by(Job.delivery_attempts, Job.id)
             .limit(limit)
         ).scalars()
     )
 
 
 def mark_delivered(*, session: Session, job_id: int, state: str, message_id: int | None = None) -> None:
-    values: dict[str, Any] = {"delivered_state": state, "delivered_at": func.now()}
+    values: dict[str, Any] = {"delivered_state": state, "delivered_at": func.now(), "delivery_retry_at": None}
     if message_id is not None:
         values["message_id"] = message_id
     session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def delivery_failed(*, session: Session, job_id: int, state: str, error: str) -> None:
+    """Give up showing this state: Discord refused it for good (the channel or message is gone, the bot may
+    not post there). Counted as delivered, so it is not tried again."""
+    session.execute(
+        update(Job).where(Job.id == job_id)
+        .values(delivered_state=state, delivered_at=func.now(), delivery_error=error[:500], delivery_retry_at=None)
+    )
+
+
+def delivery_retry(*, session: Session, job_id: int, first_s: float, cap_s: float) -> float:
+    """Put off the next delivery of a job after a transient failure: ``first_s`` doubled per failure,
+    at most ``cap_s``. Returns the delay."""
+    attempts = session.execute(
+        update(Job).where(Job.id == job_id).values(delivery_attempts=Job.delivery_attempts + 1)
+        .returning(Job.delivery_attempts)
+    ).scalar_one()
+    delay = min(first_s * 2 ** (attempts - 1), cap_s)
+    session.execute(
+        update(Job).where(Job.id == job_id).values(delivery_retry_at=func.now() + timedelta(seconds=delay))
+    )
+    return delay

@@ -92,6 +92,7 @@ class Job(Base):
         UniqueConstraint("user_id", "idem_key", name="uq_jobs_user_idem"),
         Index("ix_jobs_state_queued_at", "state", "queued_at"),
         Index("ix_jobs_undelivered", "delivered_state", "state"),
+        Index("ix_jobs_user_lane_state", "user_id", "lane", "state"),
         # Queue positions (queued jobs ahead in a model and lane) and ETAs (recent run times of a queue).
         Index("ix_jobs_queued_by_queue", "queue", "id", postgresql_where=text("state = 'queued'")),
         Index("ix_jobs_succeeded_by_queue", "queue", "finished_at", postgresql_where=text("state = 'succeeded'")),
@@ -144,6 +145,16 @@ class Job(Base):
     charged_ms: Mapped[int | None] = mapped_column(BigInteger)
     max_running: Mapped[int | None] = mapped_column(Integer)
     stealth: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The broker: a queued job has a message waiting while ``published_at`` is set, sent into the broker
+    # whose epoch is ``broker_epoch`` (``inference.dispatch``); None: no message (not yet sent, or held
+    # back by its member's running limit until one of their jobs ends).
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    broker_epoch: Mapped[str | None] = mapped_column(String(40))
+    # Delivery retries: a transient Discord error waits until ``delivery_retry_at`` (exponential backoff);
+    # a permanent one is recorded in ``delivery_error`` and the state counted as delivered.
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    delivery_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
     #: What happens to images the safety classifier flags (``domain.moderation.ImageAction``), resolved
     #: from the server's and channel's policy at submit; None: not checked.
     image_action: Mapped[str | None] = mapped_column(String(8))

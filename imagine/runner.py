@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +16,10 @@ from imagine.settings import Settings
 if TYPE_CHECKING:
     from domain.catalog import Catalog
 
-__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_worker", "servable_queues"]
+__all__ = ["require_urls", "run_all", "run_bot", "run_bot_forever", "run_bot_until_stopped", "run_worker",
+           "servable_queues"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds a worker gets to finish its current job on shutdown before it is killed (its job is re-queued).
-WORKER_STOP_TIMEOUT_S = 30
 
 
 def require_urls(settings: Settings, *, need_broker: bool = True) -> tuple[str, str]:
@@ -34,23 +31,28 @@ def require_urls(settings: Settings, *, need_broker: bool = True) -> tuple[str, 
 
 
 async def run_bot(settings: Settings, database_url: str, broker_url: str, **client_options: Any) -> None:
-    """Run the bot until it is closed (SIGINT/SIGTERM close it cleanly); ``/metrics`` and ``/healthz`` on
-    ``BOT_METRICS_PORT`` meanwhile."""
+    """Run the bot and the reaper until the bot is closed (SIGINT/SIGTERM close it cleanly); ``/metrics``
+    and ``/healthz`` on ``BOT_METRICS_PORT`` meanwhile."""
     from bot.client import create_bot
     from bot.services import BotServices
+    from inference.reaper import Reaper
 
     services = BotServices.create(settings, database_url=database_url, broker_url=broker_url)
     bot = create_bot(services, **client_options)
+    reaper = Reaper(services.sessions, services.celery, interval_s=settings.reaper_interval_s,
+                    heartbeat_s=settings.heartbeat_s, max_attempts=settings.max_attempts)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
     monitoring = serve_bot_monitoring(bot, settings.metrics_host, settings.bot_metrics_port) \
         if settings.bot_metrics_port else None
+    reaper.start()
     try:
         async with bot:
             await bot.start(settings.require_token())
     finally:
+        await asyncio.to_thread(reaper.stop)
         if monitoring is not None:
             monitoring.close()
 
@@ -71,15 +73,30 @@ def serve_bot_monitoring(bot: Any, host: str, port: int) -> Any:
                             checks=checks)
 
 
-def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> int:
-    check_database(database_url)
-    check_redis(broker_url)
+def run_bot_until_stopped(settings: Settings, database_url: str, broker_url: str) -> None:
+    """:func:`run_bot`, with Discord's start-up failures turned into one line (:class:`StartupError`)."""
+    import aiohttp
     import discord
 
     try:
         asyncio.run(run_bot(settings, database_url, broker_url))
     except discord.LoginFailure as exc:
-        raise StartupError(f"Discord refused the token: {exc}") from exc
+        raise StartupError(f"Discord refused the token (check DISCORD_TOKEN): {exc}") from exc
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise StartupError(
+            f"Cannot reach Discord's API at {settings.discord_api_base} (check DISCORD_API_BASE and the network): "
+            f"{exc or type(exc).__name__}"
+        ) from exc
+    except discord.GatewayNotFound as exc:
+        raise StartupError(
+            f"Discord's API at {settings.discord_api_base} gave no gateway (check DISCORD_API_BASE)"
+        ) from exc
+
+
+def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> int:
+    check_database(database_url)
+    check_redis(broker_url)
+    run_bot_until_stopped(settings, database_url, broker_url)
     return 0
 
 
@@ -89,11 +106,15 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
 
     Every model of those queues is checked first (:func:`inference.modelcheck.check_model`: its family and
     its files, without importing torch or loading weights); one that cannot load is reported in one line and
-    its queues are not served.
+    its queues are not served. Each child then loads its models before it takes a job (so the load never
+    counts against ``JOB_TIMEOUT_S``); a child that cannot load them stops the worker, which exits with one
+    line (:class:`StartupError`) instead of retrying forever.
     """
     _require_worker_extra()
     # Before prometheus_client is imported, in this process and so in the children.
     metrics_dir = _multiprocess_metrics_dir() if settings.worker_metrics_port else None
+    from celery import signals
+
     from domain.catalog import load_catalog
     from inference import worker
     from inference.celery_app import all_queues, create_celery
@@ -104,13 +125,37 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     check_redis(broker_url)
     catalog = load_catalog(settings.models_path)
     wanted = servable_queues(catalog, (queues or settings.worker_queues or ",".join(all_queues(catalog))).split(","))
+    models = [preset.name for preset in map(catalog.find, worker.served_models(",".join(wanted))) if preset]
     devices = settings.worker_device_list
     safety = None
     if settings.image_safety_model:  # checked by each process when it loads it, on its first checked job
         safety = SafetyConfig(settings.image_safety_model, settings.unsafe_labels, settings.image_safety_threshold)
-    worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety)
-    app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
+    worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety,
+                     heartbeat_s=settings.heartbeat_s, max_attempts=settings.max_attempts,
+                     job_timeout_s=settings.job_timeout_s)
+    app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s,
+                        model_load_timeout_s=settings.model_load_timeout_s,
+                        broker_key_prefix=settings.broker_key_prefix)
     register_tasks(app)
+    refusals_r, refusals_w = os.pipe()
+
+    def load_models(**_: Any) -> None:  # in each prefork child, before it says it is ready
+        try:
+            worker.preload(models)
+        except Exception as exc:
+            reason = f"model could not load: {type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+            os.write(refusals_w, reason.encode() + b"\n")
+            os.kill(os.getppid(), signal.SIGTERM)
+            os._exit(1)
+
+    signals.worker_process_init.connect(load_models, weak=False)
+    # SIGTERM (warm shutdown): the running job may finish within WORKER_STOP_GRACE_S, then is handed back.
+    signals.worker_shutting_down.connect(
+        lambda **_: worker.hand_back_after(settings.worker_stop_grace_s), weak=False
+    )
+    # torch and diffusers are imported here, once, so a replacement child starts in seconds (importing
+    # them takes most of a minute on a busy machine); importing does not initialise CUDA, loading does.
+    import inference.pipelines  # noqa: F401
     argv = [
         "worker",
         "--pool=prefork",
@@ -125,6 +170,9 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     monitoring = _serve_worker_monitoring(settings, database_url, broker_url) if settings.worker_metrics_port else None
     try:
         app.worker_main(argv)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
     finally:
         if monitoring is not None:
             monitoring.close()
@@ -132,6 +180,15 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.close(refusals_w)
+        os.set_blocking(refusals_r, False)
+        try:
+            reason = os.read(refusals_r, 4096).decode(errors="replace").partition("\n")[0]
+        except BlockingIOError:
+            reason = ""
+        os.close(refusals_r)
+        if reason:
+            raise StartupError(f"the worker refused to start: {reason} (check MODELS_FILE)")
     return 0
 
 
@@ -204,9 +261,10 @@ def _serve_worker_monitoring(settings: Settings, database_url: str, broker_url: 
 
 
 def run_all(settings: Settings) -> int:
-    """Embedded PostgreSQL and Redis (unless URLs are set), migrations, one worker process, the bot."""
+    """Embedded PostgreSQL and Redis (unless URLs are set), migrations, one supervised worker, the bot."""
     from db.migrate import upgrade
     from imagine.services import EmbeddedPostgres, EmbeddedRedis, create_database
+    from imagine.supervise import Supervisor
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stack = contextlib.ExitStack()
@@ -226,24 +284,20 @@ def run_all(settings: Settings) -> int:
         upgrade(database_url)
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": broker_url,
                "DATA_DIR": str(settings.data_dir)}
-        worker = subprocess.Popen([sys.executable, "-m", "imagine.cli", "worker"], env=env)
-        stack.callback(_stop_process, worker)
-        log.info("worker started (pid %s); starting the bot", worker.pid)
-        import discord
-
-        try:
-            asyncio.run(run_bot(settings, database_url, broker_url))
-        except discord.LoginFailure as exc:
-            raise StartupError(f"Discord refused the token: {exc}") from exc
+        # A worker that refuses to start stops everything: the bot would take jobs that never run. Until the
+        # bot's loop takes SIGTERM over, it interrupts here, so the embedded services are still stopped.
+        signal.signal(signal.SIGTERM, _interrupt)
+        supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=env,
+                                grace_s=settings.worker_stop_grace_s,
+                                on_refused=lambda _: os.kill(os.getpid(), signal.SIGTERM))
+        supervisor.start()
+        stack.callback(supervisor.stop)
+        log.info("worker supervised; starting the bot")
+        run_bot_until_stopped(settings, database_url, broker_url)
+        if supervisor.refused is not None:
+            raise StartupError("the worker refused to start; see its line above")
     return 0
 
 
-def _stop_process(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current job
-    try:
-        process.wait(WORKER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -65,8 +65,19 @@ class Settings(BaseSettings):
         description="Empty: one gateway connection. `auto`: AutoShardedClient with Discord's shard count;"
         " a number: that many shards.",
     )
-    job_timeout_s: int = Field(default=900, ge=10, description="Hard time limit of one job.")
-    reaper_interval_s: float = Field(default=30.0, gt=0, description="How often stuck jobs are re-published.")
+    job_timeout_s: int = Field(default=900, ge=10, description="Time limit of one job (its model loads before).")
+    model_load_timeout_s: int = Field(
+        default=600, ge=10, description="How long a worker process may take to load its models at start."
+    )
+    worker_stop_grace_s: int = Field(
+        default=30, ge=1, description="On SIGTERM, how long a running job may take to finish before it is handed back."
+    )
+    reaper_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the reaper looks for jobs a broker or worker lost."
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, description="How often a running job's worker says it is alive; 3 missed: it is gone."
+    )
     progress_interval_s: float = Field(default=2.0, ge=0, description="Minimum seconds between progress edits.")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a job fails and is refunded.")
     command_burst: int = Field(

@@ -21,11 +21,17 @@ def all_queues(catalog: Catalog) -> list[str]:
     return [queue_name(model, lane) for lane in LANE_ORDER for model in catalog.names]
 
 
-def create_celery(broker_url: str, *, job_timeout_s: int, broker_key_prefix: str = "") -> Celery:
-    """The Celery app on ``broker_url``: jobs are killed after ``job_timeout_s``; every Redis key starts
-    with ``broker_key_prefix`` (when given)."""
+def create_celery(
+    broker_url: str, *, job_timeout_s: int, model_load_timeout_s: int = 600, broker_key_prefix: str = ""
+) -> Celery:
+    """The Celery app on ``broker_url``. ``job_timeout_s`` is the job's own limit, kept by the runner;
+    ``model_load_timeout_s`` is how long a worker child may take to load its models before it says it is
+    ready; every Redis key starts with ``broker_key_prefix`` (when given)."""
     app = Celery("imagine", broker=broker_url, set_as_current=False)
-    hard_limit = job_timeout_s
+    # The job's own limit is kept by the runner, which stops the pipeline at the next step past it.
+    # Celery's hard limit is only the backstop for a step that never returns. No soft limit: billiard's
+    # soft-limit timer fired on the wrong task after its processes were replaced (measured).
+    hard_limit = job_timeout_s + max(60, job_timeout_s // 2)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -34,7 +40,6 @@ def create_celery(broker_url: str, *, job_timeout_s: int, broker_key_prefix: str
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=hard_limit,
-        task_soft_time_limit=max(hard_limit - 30, int(hard_limit * 0.9)),
         broker_transport_options={
             # A message not acked within this is redelivered; the claim makes redelivery harmless.
             "visibility_timeout": 3 * hard_limit,
@@ -43,7 +48,8 @@ def create_celery(broker_url: str, *, job_timeout_s: int, broker_key_prefix: str
             **({"global_keyprefix": broker_key_prefix} if broker_key_prefix else {}),
         },
         broker_connection_retry_on_startup=True,
-        worker_proc_alive_timeout=120,
+        # A worker child loads its models before it says it is ready (inference.worker.preload).
+        worker_proc_alive_timeout=model_load_timeout_s,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue="default",

@@ -40,6 +40,15 @@ class WorkerContext:
     #: The image safety classifier to run on jobs' images (``IMAGE_SAFETY_MODEL``); None: images are not checked.
     safety_config: SafetyConfig | None = None
     safety: Any = field(default=None)  # inference.safety.SafetyClassifier, loaded on first use
+    #: How often a running job says it is alive (``HEARTBEAT_S``); a claim older than a few beats is stale.
+    heartbeat_s: float = 5.0
+    #: Attempts before a job fails and is refunded (``MAX_ATTEMPTS``), held at claim.
+    max_attempts: int = 3
+    #: A job's own time limit (``JOB_TIMEOUT_S``), from the start of its compute (the model loads before).
+    job_timeout_s: int = 900
+    #: Set (in the parent, shared with the children) when a stopping worker's grace period is over: the
+    #: running job is handed back (``inference.runner``). None outside a worker process.
+    stopping: Any = field(default=None)
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:

@@ -1,84 +1,87 @@
-"""Publishing job ids to Celery, and the reaper that re-publishes jobs whose message was lost.
+"""Publishing job ids to Celery, one message per waiting job.
 
-Postgres is the truth and Redis only carries messages: a job whose message vanished (Redis restarted,
-a worker died holding it) is still ``queued`` or ``running`` with a stale heartbeat in the database, and
-the reaper publishes it again. The claim in ``db.jobs.claim`` makes duplicates harmless.
+Postgres is the truth and Redis only carries messages. A queued job's row says whether it has a message
+(``published_at``) and in which broker (``broker_epoch``: a value kept in Redis under
+:data:`EPOCH_KEY`, created afresh when Redis comes back empty, flushed or restarted without its data).
+So a message is re-sent only when the broker really lost it (:mod:`inference.reaper`); a job held back
+by its member's running limit has no message and waits until one of their jobs in that lane ends
+(:func:`release_next`). The claim in ``db.jobs.claim`` makes any duplicate harmless.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import jobs as jobs_db
-from domain.spec import JobState
 from inference.celery_app import RUN_JOB
 
-__all__ = ["ReapReport", "publish", "reap"]
+__all__ = ["EPOCH_KEY", "MISSED_BEATS", "broker_epoch", "publish", "publish_jobs", "release_next", "stale_after"]
 
 log = logging.getLogger(__name__)
 
+#: The Redis hash (under the broker's key prefix) whose ``epoch`` field names this broker's data.
+EPOCH_KEY = "imagine.broker"
+#: A running job whose worker missed this many heartbeats is taken to be lost.
+MISSED_BEATS = 3
+
+
+def stale_after(heartbeat_s: float) -> timedelta:
+    """How old a running job's heartbeat may get before its worker counts as gone."""
+    return timedelta(seconds=heartbeat_s * MISSED_BEATS)
+
 
 def publish(app: Celery, job_id: int, queue: str) -> None:
-    """Send the job's task to its queue. Call after the job row is committed."""
+    """Send the job's task to its queue (no bookkeeping: :func:`publish_jobs` records it)."""
     app.send_task(RUN_JOB, args=[job_id], queue=queue)
 
 
-@dataclass(frozen=True, slots=True)
-class ReapReport:
-    republished: list[int]
-    failed: list[int]
+def broker_epoch(app: Celery) -> str:
+    """The epoch of the broker's data: read from Redis, or created when Redis has none (it came back
+    empty). Two processes creating one at once: the last write wins, and jobs stamped with the other are
+    published once more, which is harmless."""
+    with app.connection_for_write() as connection:
+        client = connection.default_channel.client  # kombu's redis client: it applies the key prefix
+        epoch = client.hget(EPOCH_KEY, "epoch")
+        if epoch is None:
+            client.hset(EPOCH_KEY, "epoch", uuid.uuid4().hex)
+            epoch = client.hget(EPOCH_KEY, "epoch")
+    return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
 
-def reap(
-    sessions: sessionmaker[Session],
-    app: Celery,
-    *,
-    queued_for: timedelta,
-    heartbeat_for: timedelta,
-    max_attempts: int,
-) -> ReapReport:
-    """Re-publish lost jobs; fail (and so refund) those that used up their attempts."""
-    republished: list[int] = []
-    failed: list[int] = []
+def publish_jobs(sessions: sessionmaker[Session], app: Celery, jobs: Sequence[tuple[int, str]]) -> None:
+    """Publish these committed ``(job id, queue)`` and record it on their rows.
+
+    The rows are stamped first and the messages sent before that commits: a worker that gets a message
+    at once waits on the row lock, so a hold it records is never overwritten by the stamp. A send that
+    fails rolls the stamps back (the reaper publishes them); a crash before commit ends in a re-send.
+    The epoch is read before sending: a broker that loses its data after this shows a new epoch.
+    """
+    if not jobs:
+        return
+    epoch = broker_epoch(app)
     with sessions() as session, session.begin():
-        for job in jobs_db.stale(session=session, queued_for=queued_for, heartbeat_for=heartbeat_for):
-            if job.cancel_requested:  # its member cancelled it and its worker is gone: end it here, refunded
-                if jobs_db.finish(session=session, job_id=job.id, state=JobState.CANCELLED, owner=None) is not None:
-                    jobs_db.notify(session=session, job_id=job.id)
-                continue
-            if job.attempts >= max_attempts:
-                done = jobs_db.finish(
-                    session=session,
-                    job_id=job.id,
-                    state=JobState.FAILED,
-                    owner=None,
-                    error=f"The job was interrupted {job.attempts} times and was given up.",
-                )
-                if done is not None:
-                    jobs_db.notify(session=session, job_id=job.id)
-                    failed.append(job.id)
-                continue
-            jobs_db.requeue(session=session, job_id=job.id)
-            republished.append(job.id)
-    for job_id, queue in _queues(sessions, republished):
-        publish(app, job_id, queue)
-    if republished or failed:
-        log.info("reaper: re-published %s, failed %s", republished, failed)
-    return ReapReport(republished=republished, failed=failed)
+        jobs_db.mark_published(session=session, job_ids=[job_id for job_id, _ in jobs], epoch=epoch)
+        for job_id, queue in jobs:
+            publish(app, job_id, queue)
 
 
-def _queues(sessions: sessionmaker[Session], job_ids: list[int]) -> list[tuple[int, str]]:
-    if not job_ids:
-        return []
-    with sessions() as session:
-        out = []
-        for job_id in job_ids:
-            job = jobs_db.get(session=session, job_id=job_id)
-            if job is not None:
-                out.append((job.id, job.queue))
-        return out
+def release_next(sessions: sessionmaker[Session], app: Celery, *, user_id: int, lane: str) -> int | None:
+    """A job of this member in this lane ended: publish their oldest held job, if any. Returns its id.
+
+    The message is sent while the job's and the member's rows are locked, and recorded in that transaction.
+    """
+    epoch = broker_epoch(app)
+    with sessions() as session, session.begin():
+        held = jobs_db.next_held(session=session, user_id=user_id, lane=lane)
+        if held is None:
+            return None
+        publish(app, held.id, held.queue)
+        jobs_db.mark_published(session=session, job_ids=[held.id], epoch=epoch)
+        log.info("job %s: a slot of its member is free; published", held.id)
+        return held.id

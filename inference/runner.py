@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image as PILImage
@@ -28,6 +27,7 @@ from domain.draft import job_models
 from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
 from inference.canvas import Prepared, boxes_mask, paste_back, prepare_outpaint, prepare_region
+from inference.dispatch import stale_after
 from inference.joblog import job_logging
 from inference.metrics import observe_finished
 from inference.storage import ImageNotFoundError
@@ -39,12 +39,10 @@ if TYPE_CHECKING:
     from inference.pipelines import RenderResult
     from inference.safety import SafetyClassifier
 
-__all__ = ["HEARTBEAT_EVERY_S", "run_job"]
+__all__ = ["run_job"]
 
 log = logging.getLogger(__name__)
 
-#: A running job refreshes its heartbeat this often; the reaper waits several times longer.
-HEARTBEAT_EVERY_S = 5.0
 #: Progress is written to the database at most this often.
 PROGRESS_EVERY_S = 1.0
 #: WebP settings of a stored preview: small (a few KB at 512 px) and quick to encode (a few ms).
@@ -75,7 +73,7 @@ class _Heartbeat(threading.Thread):
             self._beat()
 
     def _beat(self) -> None:
-        while not self.stop_event.wait(HEARTBEAT_EVERY_S):
+        while not self.stop_event.wait(self.ctx.heartbeat_s):
             try:
                 with self.ctx.sessions() as session, session.begin():
                     alive = jobs_db.heartbeat(session=session, job_id=self.job_id, owner=self.ctx.owner)
@@ -96,6 +94,10 @@ class _Progress:
 
     def __init__(self, ctx: WorkerContext, job_id: int, heartbeat: _Heartbeat, *, previews: bool = True) -> None:
         self.ctx, self.job_id, self.heartbeat = ctx, job_id, heartbeat
+        #: The job's time limit (``JOB_TIMEOUT_S``), from the start of its compute: the model is loaded
+        #: before (``inference.worker.preload``), and the pipeline stops at the next step past it.
+        self.deadline = time.monotonic() + ctx.job_timeout_s
+        self.timed_out = False
         #: False for a job whose images are checked when done: a preview would show them unchecked.
         self.previews = previews
         self.last = 0.0
@@ -152,7 +154,14 @@ class _Progress:
         self.preview_key = None
 
     def should_cancel(self) -> bool:
-        return self.heartbeat.cancelled.is_set()
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.timed_out or self.handed_back or self.heartbeat.cancelled.is_set()
+
+    @property
+    def handed_back(self) -> bool:
+        """The worker is stopping and its grace period is over: give the job back (it runs again elsewhere)."""
+        return self.ctx.stopping is not None and self.ctx.stopping.is_set()
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -175,21 +184,31 @@ def owner_is_dead(owner: str) -> bool:
 
 def run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     """Run a job if we can claim it. Returns the final state, None when someone else has the job, or
-    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (publish it again).
-    Every line logged meanwhile carries the job id."""
+    ``JobState.QUEUED`` when the member's running limit for the lane holds it back (it waits, unpublished,
+    until one of their jobs ends). Every line logged meanwhile carries the job id."""
     with job_logging(job_id):
         return _run_job(ctx, job_id)
 
 
 def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
-    stale_after = timedelta(seconds=HEARTBEAT_EVERY_S * 6)
+    stale = stale_after(ctx.heartbeat_s)
+    max_attempts = ctx.max_attempts
     with ctx.sessions() as session, session.begin():
         current = jobs_db.owner_of(session=session, job_id=job_id)
         dead = [current] if current is not None and owner_is_dead(current) else []
-        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale_after, dead_owners=dead)
+        job = jobs_db.claim(session=session, job_id=job_id, owner=ctx.owner, stale_after=stale, dead_owners=dead,
+                            max_attempts=max_attempts)
         if job is None:
+            given_up = jobs_db.give_up(session=session, job_id=job_id, stale_after=stale, dead_owners=dead,
+                                       max_attempts=max_attempts)
+            if given_up is not None:
+                jobs_db.notify(session=session, job_id=job_id)
+                last = f"its worker {current} died while running it" if dead else "its worker stopped heartbeating"
+                log.error("job %s given up after %d attempts; last error: %s", job_id, given_up.attempts, last)
+                return JobState.FAILED
             if jobs_db.held_back(session=session, job_id=job_id):
-                log.info("job %s: member at their running limit; published again shortly", job_id)
+                jobs_db.hold(session=session, job_id=job_id)
+                log.info("job %s: held back by its member's running limit until one of their jobs ends", job_id)
                 return JobState.QUEUED
             log.info("job %s: not claimable (done, cancelled, or running elsewhere); skipped", job_id)
             return None
@@ -210,12 +229,20 @@ def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     try:
         check = _ImageCheck(ctx.safety_classifier(), action) if checked else None
         state, fields = _render(ctx, job_id, kind, spec, progress, check=check)
+        if progress.timed_out:
+            cause = "time_limit"
     except Exception as exc:
         log.exception("job %s failed", job_id)
         state, fields, cause = JobState.FAILED, {"error": _user_error(exc)}, failure_cause(exc)
     finally:
         heartbeat.stop_event.set()
 
+    if state is JobState.QUEUED:  # handed back at shutdown: not an attempt; another worker runs it
+        progress.discard()
+        with ctx.sessions() as session, session.begin():
+            handed = jobs_db.hand_back(session=session, job_id=job_id, owner=ctx.owner)
+        log.info("job %s: handed back at shutdown%s", job_id, "" if handed else " (it was no longer ours)")
+        return None
     event = fields.pop("moderation", None)
     try:
         finished = _finish(ctx, job_id, state, fields, event={**where, "kind": event} if event else None)
@@ -321,6 +348,11 @@ def _render(
         else:
             raise NotImplementedError(f"job kind {kind.value!r} is not supported by this worker")
     except JobCancelled:
+        if progress.handed_back:
+            return JobState.QUEUED, {}
+        if progress.timed_out:
+            log.warning("job %s: stopped at its time limit (JOB_TIMEOUT_S=%s)", job_id, ctx.job_timeout_s)
+            return JobState.FAILED, {"error": timeout_error(ctx.job_timeout_s)}
         return JobState.CANCELLED, {}
 
     flagged = False
@@ -377,6 +409,12 @@ def _store_grid(ctx: WorkerContext, job_id: int, result: RenderResult) -> dict[s
     return {"gpu_ms": result.gpu_ms, "result_key": grid_key, "images": images}
 
 
+def timeout_error(limit_s: int) -> str:
+    """What the member reads when their job ran past the worker's time limit."""
+    return (f"This job took longer than the {limit_s} seconds a job may run, so it was stopped. Nothing was "
+            "charged. The same settings would take as long again: try fewer --steps, a smaller --ar or a lower --q.")
+
+
 def failure_cause(exc: Exception) -> str:
     """A short, bounded label for the failures metric."""
     name = type(exc).__name__
@@ -390,10 +428,10 @@ def failure_cause(exc: Exception) -> str:
 
 
 def _user_error(exc: Exception) -> str:
-    """A short, plain reason for the job's message; details stay in the worker log."""
-    name = type(exc).__name__
-    if "OutOfMemory" in name:
+    """A short, plain reason for the job's message, in words (no exception names); details stay in the
+    worker log."""
+    if "OutOfMemory" in type(exc).__name__:
         return "The GPU ran out of memory for this image. Try a smaller --ar or --q."
     if isinstance(exc, ImageNotFoundError):
         return "The image this job starts from is no longer stored. Run /imagine again."
-    return f"The image could not be made ({name}). Please try again."
+    return "Something went wrong on the GPU worker while making this image. Nothing was charged; please try again."

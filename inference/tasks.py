@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
 
 from inference.celery_app import RUN_JOB
 
-__all__ = ["HELD_BACK_RETRY_S", "register_tasks"]
+__all__ = ["register_tasks"]
 
-#: A job held back by its member's running limit is published again after this many seconds.
-HELD_BACK_RETRY_S = 2.0
+log = logging.getLogger(__name__)
 
 
 def run_job_task(task: Any, job_id: int) -> str | None:
     from db import jobs as jobs_db
     from domain.spec import JobState
+    from inference.dispatch import release_next
     from inference.runner import run_job
     from inference.worker import context
 
     ctx = context()
     state = run_job(ctx, int(job_id))
-    if state is JobState.QUEUED:
-        # The member runs as many jobs in this lane as their plan allows: try again a little later.
+    if state is not None and state.is_terminal:
+        # A slot of the member's running limit is free: their oldest held job in that lane goes now.
         with ctx.sessions() as session:
             job = jobs_db.get(session=session, job_id=int(job_id))
-            queue = job.queue if job is not None else None
-        if queue is not None:
-            task.app.send_task(RUN_JOB, args=[int(job_id)], queue=queue, countdown=HELD_BACK_RETRY_S)
-    return state.value if state is not None else None
+            limited = job is not None and job.max_running is not None
+            user_id, lane = (job.user_id, job.lane) if job is not None else (0, "")
+        if limited:
+            try:
+                release_next(ctx.sessions, task.app, user_id=user_id, lane=lane)
+            except Exception:  # the reaper publishes it on its next pass
+                log.warning("job %s: could not publish the member's next held job", job_id, exc_info=True)
+    return state.value if isinstance(state, JobState) else None
 
 
 def register_tasks(app: Celery) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from db.session import make_engine, make_sessionmaker
 from domain.catalog import Catalog
@@ -17,24 +19,54 @@ from inference.devices import claim_device, process_index
 from inference.safety import SafetyConfig
 from inference.storage import open_store
 
-__all__ = ["configure", "context"]
+__all__ = ["configure", "context", "hand_back_after", "preload", "served_models"]
 
 log = logging.getLogger(__name__)
 
 
-_config: tuple[Catalog, str, str, tuple[str, ...], SafetyConfig | None] | None = None
+@dataclass(frozen=True, slots=True)
+class _Config:
+    catalog: Catalog
+    database_url: str
+    store_url: str
+    devices: tuple[str, ...]
+    safety: SafetyConfig | None
+    heartbeat_s: float
+    max_attempts: int
+    job_timeout_s: int
+
+
+_config: _Config | None = None
+_stopping: Any = None
 _context: WorkerContext | None = None
 _context_pid: int | None = None
 
 
 def configure(catalog: Catalog, database_url: str, store_url: str, *, devices: tuple[str, ...] = (),
-              safety: SafetyConfig | None = None) -> None:
+              safety: SafetyConfig | None = None, heartbeat_s: float = 5.0, max_attempts: int = 3,
+              job_timeout_s: int = 900) -> None:
     """Remember what each worker process needs; cheap, safe before fork. ``devices``: one per prefork
     process (see ``inference.devices``); empty: every process uses the default device. ``safety``: the
-    image safety classifier, loaded by each process on its first checked job."""
-    global _config, _context
-    _config = (catalog, database_url, store_url, tuple(devices), safety)
+    image safety classifier, loaded by each process on its first checked job. ``heartbeat_s``,
+    ``max_attempts`` and ``job_timeout_s``: see :class:`~inference.context.WorkerContext`."""
+    global _config, _context, _stopping
+    import multiprocessing
+
+    _config = _Config(catalog, database_url, store_url, tuple(devices), safety, heartbeat_s, max_attempts,
+                      job_timeout_s)
     _context = None
+    _stopping = multiprocessing.get_context("fork").Event()  # made before fork: the children share it
+
+
+def hand_back_after(grace_s: float) -> None:
+    """Called in the parent when the worker starts to stop: after ``grace_s`` its children hand their
+    running jobs back instead of being killed mid-job."""
+    import threading
+
+    if _stopping is not None:
+        timer = threading.Timer(grace_s, _stopping.set)
+        timer.daemon = True
+        timer.start()
 
 
 def context() -> WorkerContext:
@@ -43,19 +75,46 @@ def context() -> WorkerContext:
     if _config is None:
         raise RuntimeError("inference.worker.configure() was not called")
     if _context is None or _context_pid != os.getpid():
-        catalog, database_url, store_url, devices, safety = _config
-        device = claim_device(devices, process_index())
+        config = _config
+        device = claim_device(config.devices, process_index())
         _context = WorkerContext(
-            catalog=catalog,
-            database_url=database_url,
-            sessions=make_sessionmaker(make_engine(database_url, pool_size=2)),
-            store=open_store(store_url),
+            catalog=config.catalog,
+            database_url=config.database_url,
+            sessions=make_sessionmaker(make_engine(config.database_url, pool_size=2)),
+            store=open_store(config.store_url),
             owner=owner_name(),
             device=device.name if device else None,
             torch_device=device.torch_device if device else None,
-            safety_config=safety,
+            safety_config=config.safety,
+            heartbeat_s=config.heartbeat_s,
+            max_attempts=config.max_attempts,
+            job_timeout_s=config.job_timeout_s,
+            stopping=_stopping,
         )
         if device is not None:
             log.info("worker process %s runs its jobs on %s", os.getpid(), device.name)
         _context_pid = os.getpid()
     return _context
+
+
+def served_models(queues: str) -> list[str]:
+    """The models behind a worker's queues (``<model>.<lane>``), in order, once each."""
+    names: list[str] = []
+    for queue in queues.split(","):
+        name = queue.strip().rpartition(".")[0]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def preload(model_names: list[str]) -> None:
+    """Load these models into this process's pipeline cache, at the child's start: the load is done
+    before the first job, so it never counts against a job's time limit."""
+    import time
+
+    ctx = context()
+    cache = ctx.pipeline_cache()
+    for name in model_names:
+        started = time.monotonic()
+        cache.text_to_image(ctx.catalog.get(name))
+        log.info("model %s loaded in %.1fs", name, time.monotonic() - started)

@@ -127,18 +127,16 @@ def test_undelivered_lists_finished_jobs_until_marked(session: Session) -> None:
 
 
 def test_stale_finds_lost_jobs_and_requeue_puts_them_back(session: Session) -> None:
-    queued, _ = jobs_db.submit(session=session, new=new_job())
     running, _ = jobs_db.submit(session=session, new=new_job())
     fresh, _ = jobs_db.submit(session=session, new=new_job())
     jobs_db.claim(session=session, job_id=running.id, owner="dead", stale_after=STALE)
-    session.execute(update(Job).where(Job.id == queued.id).values(queued_at=Job.queued_at - timedelta(minutes=10)))
+    jobs_db.claim(session=session, job_id=fresh.id, owner="alive", stale_after=STALE)
     ten_minutes_earlier = Job.heartbeat_at - timedelta(minutes=10)
     session.execute(update(Job).where(Job.id == running.id).values(heartbeat_at=ten_minutes_earlier))
 
-    found = {j.id for j in jobs_db.stale(session=session, queued_for=timedelta(minutes=5),
-                                         heartbeat_for=timedelta(minutes=1), limit=1000)}
-    assert {queued.id, running.id} <= found and fresh.id not in found
+    found = {j.id for j in jobs_db.stale(session=session, heartbeat_for=timedelta(minutes=1), limit=1000)}
+    assert running.id in found and fresh.id not in found
 
     jobs_db.requeue(session=session, job_id=running.id)
     row = jobs_db.get(session=session, job_id=running.id)
-    assert row is not None and row.state == JobState.QUEUED and row.owner is None
+    assert row is not None and row.state == JobState.QUEUED and row.owner is None and row.published_at is None

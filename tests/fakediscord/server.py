@@ -511,6 +511,8 @@ class FakeDiscord:
         self._by_token: dict[str, FakeInteraction] = {}
         self._files: dict[int, RecordedFile] = {}
         self._message_interaction: dict[int, FakeInteraction] = {}
+        #: (channel id, author id, nonce) -> message id, for ``enforce_nonce``.
+        self._nonces: dict[tuple[int, int, str], int] = {}
         self._connections: set[_Connection] = set()
         self._changed: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
@@ -1754,7 +1756,17 @@ class FakeDiscord:
         target = self._channel(channel)
         payload = request.json or {}
         _validate_message(payload, request.uploads, self.attachment_size_limit, creating=True)
+        # enforce_nonce: a second post with the nonce of an earlier one from the same author returns that
+        # message and makes none (Discord keeps nonces a few minutes; this fake keeps them all).
+        nonce = payload.get("nonce")
+        key = (target.id, self.bot_user.id, str(nonce)) if nonce is not None else None
+        if key is not None and payload.get("enforce_nonce") and key in self._nonces:
+            existing = self.messages.get(self._nonces[key])
+            if existing is not None:
+                return 200, _public(existing)
         message = self._new_message(target, payload, request.uploads, author=self.bot_user)
+        if key is not None:
+            self._nonces[key] = int(message["id"])
         await self._message_event("MESSAGE_CREATE", message)
         return 200, _public(message)
 

@@ -20,7 +20,8 @@ from db.models import Job
 from db.session import make_engine, make_sessionmaker
 from domain.spec import JobState
 from inference.celery_app import create_celery
-from inference.dispatch import publish, reap
+from inference.dispatch import publish, publish_jobs
+from inference.reaper import reap
 from inference.storage import open_store
 from tests.support.factories import new_job, next_id, spec
 from tests.support.services import WorkerProcess, make_settings
@@ -95,17 +96,22 @@ def test_a_job_whose_worker_process_is_killed_runs_again_and_finishes(
     assert job.attempts == 2
 
 
-def test_a_lost_message_is_published_again_by_the_reaper(
+def test_a_message_never_sent_is_published_by_the_reaper_and_a_sent_one_is_not(
     sessions: sessionmaker[Session], celery_app: Celery, worker: WorkerProcess
 ) -> None:
-    job_id = submit(sessions)  # committed, but its message never reached Redis (or Redis lost it)
+    job_id = submit(sessions)  # committed, but its message never reached Redis (it was down)
+    waiting = submit(sessions)
+    publish_jobs(sessions, celery_app, [(waiting, "nobody.fast")])  # its message waits in a queue nobody serves
     with sessions() as session, session.begin():
-        session.execute(update(Job).where(Job.id == job_id).values(queued_at=Job.queued_at - timedelta(minutes=5)))
+        session.execute(update(Job).where(Job.id.in_([job_id, waiting])).values(
+            queued_at=Job.queued_at - timedelta(minutes=5)))
 
-    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
-                  max_attempts=3)
+    report = reap(sessions, celery_app, heartbeat_s=60, max_attempts=3)
 
-    assert job_id in report.republished
+    assert job_id in report.republished and waiting not in report.republished
+    assert reap(sessions, celery_app, heartbeat_s=60, max_attempts=3).republished == []  # one message is enough
+    with sessions() as session, session.begin():
+        jobs_db.request_cancel(session=session, job_id=waiting)
     assert wait_for(sessions, job_id, lambda j: j.state == JobState.SUCCEEDED).attempts == 1
 
 
@@ -117,8 +123,7 @@ def test_the_reaper_fails_a_job_that_used_up_its_attempts(
         session.execute(update(Job).where(Job.id == job_id).values(
             state="running", owner="gone:1", attempts=3, heartbeat_at=Job.queued_at - timedelta(minutes=5)))
 
-    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
-                  max_attempts=3)
+    report = reap(sessions, celery_app, heartbeat_s=10, max_attempts=3)
 
     assert job_id in report.failed
     job = job_row(sessions, job_id)
@@ -134,8 +139,7 @@ def test_the_reaper_ends_a_cancelled_job_whose_worker_is_gone(
             state="running", owner="gone:1", attempts=1, cancel_requested=True,
             heartbeat_at=Job.queued_at - timedelta(minutes=5)))
 
-    report = reap(sessions, celery_app, queued_for=timedelta(minutes=1), heartbeat_for=timedelta(minutes=1),
-                  max_attempts=3)
+    report = reap(sessions, celery_app, heartbeat_s=10, max_attempts=3)
 
     assert job_id not in report.republished and job_id not in report.failed
     assert job_row(sessions, job_id).state == JobState.CANCELLED
@@ -166,15 +170,20 @@ def test_a_job_over_its_members_running_limit_waits_then_runs(
         assert running is not None
     publish(celery_app, second.id, "tiny.fast")
 
-    # The worker takes the message, finds the limit reached, and publishes it again (more than once).
-    held = f"job {second.id}: member at their running limit; published again shortly"
+    # The worker takes the message, finds the limit reached, and holds the job back: no message any more.
+    held = f"job {second.id}: held back by its member's running limit"
     deadline = time.monotonic() + JOB_TIMEOUT
-    while worker.output().count(held) < 2:
+    while held not in worker.output():
         assert time.monotonic() < deadline, worker.output()[-3000:]
         time.sleep(0.1)
-    assert job_row(sessions, second.id).state == JobState.QUEUED
+    row = job_row(sessions, second.id)
+    assert row.state == JobState.QUEUED and row.published_at is None
+    assert worker.output().count(held) == 1  # it does not re-send itself
     with sessions() as session, session.begin():
         jobs_db.finish(session=session, job_id=first.id, state=JobState.SUCCEEDED, owner="elsewhere:1", gpu_ms=10)
+        session.execute(update(Job).where(Job.id == second.id).values(queued_at=Job.queued_at - timedelta(minutes=5)))
+    # The first job ended elsewhere (its own worker releases the next one); the reaper does it here.
+    assert reap(sessions, celery_app, heartbeat_s=10, max_attempts=3).republished == [second.id]
 
     job = wait_for(sessions, second.id, lambda j: j.state == JobState.SUCCEEDED)
     assert job.attempts == 1

@@ -120,7 +120,7 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 180.0, env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, str] | None = None) -> WorkerProcess:
     """Start `imagine worker` and wait until it is ready; the parent imports torch and diffusers (and the
     quantization packages diffusers finds) to check its models first: tens of seconds on a loaded machine.
     ``env``: more environment variables for the worker process."""

@@ -1,0 +1,365 @@
+"""Fault tests: a supervised `imagine worker` process, a reaper, PostgreSQL and a Redis of this module's own
+(embedded, so flushing it disturbs nobody), tiny models. Each prints what a reader checks first:
+submitted, completed, lost, delivered twice (here: run twice), charged twice.
+
+Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker processes, two attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pytest
+from celery import Celery
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import jobs as jobs_db
+from db.models import Job, LedgerEntry
+from db.session import make_engine, make_sessionmaker
+from db.submission import submit_jobs
+from domain.plans import Period, PlanSource, ResolvedPlan, SourceKind, parse_plans
+from domain.spec import JobState
+from imagine.services import EmbeddedRedis, redis_client_url
+from imagine.settings import Settings
+from imagine.supervise import Supervisor
+from inference.celery_app import create_celery
+from inference.dispatch import publish, publish_jobs
+from inference.reaper import Reaper
+from inference.runner import timeout_error
+from tests.support.factories import new_job, next_id, spec
+from tests.support.services import drop_database, make_settings, make_test_database, settings_env
+
+#: Starting a worker imports torch, which took minutes on this 2-core machine while other suites ran.
+pytestmark = pytest.mark.timeout(1200)
+
+HEARTBEAT_S = 0.5
+REAPER_S = 0.5
+MAX_ATTEMPTS = 2
+JOB_TIMEOUT_S = 20  # short, but above what a small job takes on a busy 2-core machine
+
+BOOK = parse_plans({
+    "default": "one",
+    "plans": {
+        "one": {"fast_seconds": 100_000, "concurrent": 1, "queued": 100},
+        "wide": {"fast_seconds": 100_000, "concurrent": 100, "queued": 300},
+    },
+})
+PERIOD = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+RECEIVED = re.compile(r"Task imagine\.run_job\[[^\]]+\] received")
+
+
+@dataclass
+class Log:
+    """The supervised worker's output (all its lives), read from the file it writes."""
+
+    path: Path
+
+    def text(self) -> str:
+        return self.path.read_text(errors="replace") if self.path.exists() else ""
+
+    def mark(self) -> int:
+        return len(self.text())
+
+    def since(self, mark: int) -> str:
+        return self.text()[mark:]
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    app: Celery
+    redis: EmbeddedRedis
+    supervisor: Supervisor
+    log: Log
+    reaper: Reaper
+
+    def restart_worker(self) -> None:
+        """A new supervised worker (the previous one was stopped), ready when this returns."""
+        mark = self.log.mark()
+        old = self.supervisor
+        self.supervisor = Supervisor("worker", old.argv, env=old.env, grace_s=old.grace_s, output=old.output)
+        self.supervisor.start()
+        _wait_ready(self.log, mark)
+
+    def submit(self, count: int = 1, *, plan: str = "wide", user: int | None = None, publish_now: bool = True,
+               **spec_changes: object) -> list[int]:
+        user = user if user is not None else next_id()
+        news = [new_job(user, spec=spec(**{"width": 64, "height": 64, "steps": 2, **spec_changes}))
+                for _ in range(count)]
+        resolved = ResolvedPlan(BOOK.plans[plan], PlanSource(plan, SourceKind.GRANT, PERIOD.start), PERIOD)
+        with self.sessions() as session, session.begin():
+            rows = submit_jobs(session=session, new_jobs=news, resolved=resolved, estimates=[1000] * count)
+            made = [(job.id, job.queue) for job, _, _ in rows]
+        if publish_now:
+            publish_jobs(self.sessions, self.app, made)
+        return [job_id for job_id, _ in made]
+
+    def jobs(self, ids: list[int]) -> list[Job]:
+        with self.sessions() as session:
+            return list(session.execute(select(Job).where(Job.id.in_(ids)).order_by(Job.id)).scalars())
+
+    def wait(self, ids: list[int], accept: Callable[[list[Job]], bool], timeout: float = 120.0) -> list[Job]:
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs(ids)
+            if accept(jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                states = [(j.id, j.state, j.attempts, j.published_at is not None) for j in jobs]
+                raise AssertionError(f"not reached in {timeout}s: {states}\n{self.log.text()[-4000:]}")
+            time.sleep(0.1)
+
+    def wait_done(self, ids: list[int], timeout: float = 120.0) -> list[Job]:
+        return self.wait(ids, lambda jobs: all(JobState(j.state).is_terminal for j in jobs), timeout)
+
+    def settlements(self, ids: list[int]) -> dict[int, int]:
+        """Settle or refund rows per job: one each, or a job was charged twice."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(LedgerEntry.job_id, func.count()).where(
+                    LedgerEntry.job_id.in_(ids), LedgerEntry.kind.in_(("settle", "refund"))
+                ).group_by(LedgerEntry.job_id)
+            ).all()
+        return {job_id: count for job_id, count in rows if job_id is not None}
+
+    def report(self, name: str, ids: list[int], *, expect_state: JobState = JobState.SUCCEEDED) -> dict[str, int]:
+        jobs = self.jobs(ids)
+        settled = self.settlements(ids)
+        counts = {
+            "submitted": len(ids),
+            "completed": sum(1 for j in jobs if j.state == expect_state),
+            "lost": sum(1 for j in jobs if not JobState(j.state).is_terminal),
+            "delivered twice": sum(1 for j in jobs if j.state == JobState.SUCCEEDED and j.attempts > 1
+                                   and name != "kill the whole worker"),
+            "charged twice": sum(1 for count in settled.values() if count > 1),
+        }
+        print(f"\n[{name}] " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+        assert counts["lost"] == 0 and counts["charged twice"] == 0
+        assert all(settled.get(job_id) == 1 for job_id in ids), settled
+        return counts
+
+
+def _wait_ready(log: Log, mark: int, timeout: float = 600.0) -> None:
+    """Until both worker processes have loaded their model (at their start, before any job)."""
+    deadline = time.monotonic() + timeout
+    while log.since(mark).count("model tiny loaded in") < 2:
+        assert time.monotonic() < deadline, log.text()[-3000:]
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    root = tmp_path_factory.mktemp("faults")
+    name = f"imagine_faults_{uuid.uuid4().hex[:8]}"
+    database_url = make_test_database(postgres_server_url, name)
+    redis = EmbeddedRedis(root / "redis" / "dump.rdb")
+    settings = make_settings(
+        database_url=database_url, redis_url=redis.url, models_file=tiny_models, data_dir=root,
+        heartbeat_s=HEARTBEAT_S, reaper_interval_s=REAPER_S, max_attempts=MAX_ATTEMPTS, job_timeout_s=JOB_TIMEOUT_S,
+        worker_devices="cpu:0,cpu:1", worker_stop_grace_s=5,
+    )
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    app = create_celery(redis.url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
+    log = Log(root / "worker.log")
+    env = {**settings_env(settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    output = log.path.open("a")
+    supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=env,
+                            grace_s=settings.worker_stop_grace_s, output=output)
+    reaper = Reaper(sessions, app, interval_s=REAPER_S, heartbeat_s=HEARTBEAT_S, max_attempts=MAX_ATTEMPTS)
+    supervisor.start()
+    reaper.start()
+    try:
+        _wait_ready(log, 0)
+        yield Rig(settings, sessions, app, redis, supervisor, log, reaper)
+    finally:
+        reaper.stop()
+        supervisor.stop()
+        output.close()
+        engine.dispose()
+        redis.stop()
+        drop_database(postgres_server_url, name)
+
+
+def _pid(owner: str | None) -> int | None:
+    return int(owner.rpartition(":")[2]) if owner else None
+
+
+# 2. A job that kills its worker process on every attempt ------------------------------------------------
+
+
+def test_a_job_that_kills_its_worker_every_time_is_given_up_refunded_and_the_others_complete(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    mark = rig.log.mark()
+    poison = rig.submit(steps=2000)[0]
+    others = rig.submit(3)
+    killed: set[int] = set()
+
+    def kill_each_attempt() -> None:  # as a model that crashes its process (a segfault, the OOM killer)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = rig.jobs([poison])[0]
+            if JobState(job.state).is_terminal:
+                return
+            pid = _pid(job.owner)
+            if job.state == JobState.RUNNING and job.progress_step > 0 and pid and pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_each_attempt)
+    killer.start()
+    rig.wait_done([poison, *others])
+    killer.join()
+
+    job = rig.jobs([poison])[0]
+    assert job.state == JobState.FAILED and job.attempts == MAX_ATTEMPTS and len(killed) == MAX_ATTEMPTS
+    assert job.error == jobs_db.given_up_error(MAX_ATTEMPTS)  # what its member reads
+    assert "Error" not in (job.error or "")
+    with rig.sessions() as session:
+        kinds = sorted(session.execute(select(LedgerEntry.kind).where(LedgerEntry.job_id == poison)).scalars())
+    assert kinds == ["refund", "reserve"]
+    line = f"job {poison} given up after {MAX_ATTEMPTS} attempts; last error: its worker"
+    # The operator's log names the job and the last error: the worker's (a redelivered message found it
+    # used up) or the reaper's (it found its worker gone first).
+    assert line in rig.log.since(mark) + "\n".join(r.getMessage() for r in caplog.records)
+    rig.report("poison job", others)
+
+
+# 7. The same Celery message delivered twice --------------------------------------------------------------
+
+
+def test_the_same_message_delivered_twice_runs_and_charges_once(rig: Rig) -> None:
+    mark = rig.log.mark()
+    job_id = rig.submit(steps=30)[0]  # published once by submit ...
+    publish(rig.app, job_id, "tiny.fast")  # ... and twice more, as a redelivery would
+    publish(rig.app, job_id, "tiny.fast")
+
+    job = rig.wait_done([job_id])[0]
+    rig.wait([job_id], lambda _: rig.log.since(mark).count(f"job {job_id}: not claimable") == 2, timeout=30)
+    assert job.state == JobState.SUCCEEDED and job.attempts == 1
+    assert rig.log.since(mark).count(f"job {job_id}: succeeded") == 1
+    rig.report("same message twice", [job_id])
+
+
+# 9. One message per waiting job, in submit order ---------------------------------------------------------
+
+
+def test_a_backlog_keeps_one_message_per_job_and_a_limited_member_starts_in_submit_order(rig: Rig) -> None:
+    mark = rig.log.mark()
+    passes = rig.reaper.passes
+    limited = rig.submit(24, plan="one")  # concurrent = 1
+    backlog = rig.submit(30, plan="wide")
+    everything = limited + backlog
+    rig.wait_done(everything, timeout=240)
+
+    assert rig.reaper.passes - passes >= 3  # the reaper ran while they waited, and re-sent nothing
+    output = rig.log.since(mark)
+    deliveries = len(RECEIVED.findall(output))
+    held = output.count(": held back by its member's running limit")
+    skipped = sum(output.count(f"job {job_id}: not claimable") for job_id in everything)
+    others = output.count(": not claimable") - skipped  # late copies of earlier tests' messages
+    print(f"\n[backlog] {len(everything)} jobs, {deliveries} task deliveries ({held} held back, {skipped} skipped)")
+    assert deliveries == len(everything) + held + skipped + others  # every delivery accounted for
+    # Each of the member's jobs is held back once at most, but for a few whose member's running job missed a
+    # heartbeat (late under load: 3 x 0.5 s here) and so looked gone for a moment.
+    assert held <= len(limited) + 3 and skipped <= 3
+    jobs = rig.jobs(limited)
+    starts = [job.id for job in sorted(jobs, key=lambda j: j.started_at)]  # type: ignore[arg-type, return-value]
+    assert starts == sorted(limited)
+    rig.report("backlog", everything)
+
+
+# 1. The whole worker killed mid-job, under supervision ---------------------------------------------------
+
+
+def test_a_killed_worker_is_restarted_and_its_job_completes_once(rig: Rig) -> None:
+    job_id = rig.submit(steps=40)[0]
+    rig.wait([job_id], lambda jobs: jobs[0].state == JobState.RUNNING and jobs[0].progress_step > 0)
+    starts = rig.supervisor.starts
+    mark = rig.log.mark()
+    assert rig.supervisor.process is not None
+    parent = psutil.Process(rig.supervisor.process.pid)
+    family = [parent, *parent.children(recursive=True)]
+    killed_at = time.monotonic()
+    for process in family:  # the parent and its children, at once
+        process.kill()
+
+    rig.wait([job_id], lambda jobs: jobs[0].state == JobState.QUEUED or jobs[0].attempts == 2)
+    requeued_s = time.monotonic() - killed_at
+    _wait_ready(rig.log, mark)
+    job = rig.wait([job_id], lambda jobs: jobs[0].attempts == 2)[0]
+    recovered_s = time.monotonic() - killed_at
+    job = rig.wait_done([job_id])[0]
+    print(f"\n[kill the whole worker] job queued again {requeued_s:.1f}s after the kill (reaper {REAPER_S}s + "
+          f"{3 * HEARTBEAT_S}s of missed heartbeats); running again after {recovered_s:.1f}s (the worker's restart)")
+    assert rig.supervisor.starts == starts + 1
+    assert job.state == JobState.SUCCEEDED and job.attempts == 2
+    rig.report("kill the whole worker", [job_id])
+
+
+# 6. A job past JOB_TIMEOUT_S -----------------------------------------------------------------------------
+
+
+def test_a_job_past_its_time_limit_fails_refunded_with_a_plain_reason(rig: Rig) -> None:
+    job_id = rig.submit(steps=100_000)[0]
+    job = rig.wait_done([job_id], timeout=60)[0]
+    assert job.state == JobState.FAILED and job.error == timeout_error(JOB_TIMEOUT_S)
+    assert job.attempts == 1
+    rig.report("timeout", [job_id], expect_state=JobState.FAILED)
+
+
+# Graceful shutdown ----------------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_the_job_run_its_grace_then_hands_it_back_with_no_error_logged(rig: Rig) -> None:
+    job_id = rig.submit(steps=3000)[0]  # longer than the grace period (WORKER_STOP_GRACE_S = 5)
+    rig.wait([job_id], lambda jobs: jobs[0].state == JobState.RUNNING and jobs[0].progress_step > 0)
+    mark = rig.log.mark()
+    process = rig.supervisor.process
+    rig.supervisor.stop()  # SIGTERM: Celery's warm shutdown
+
+    assert process is not None and process.returncode == 0
+    job = rig.jobs([job_id])[0]
+    assert job.state == JobState.QUEUED and job.attempts == 0 and job.owner is None
+    stopped = rig.log.since(mark)
+    assert f"job {job_id}: handed back at shutdown" in stopped
+    assert "ERROR" not in stopped and "Traceback" not in stopped, stopped
+    with rig.sessions() as session, session.begin():  # not to keep the next test's worker busy
+        jobs_db.request_cancel(session=session, job_id=job_id)
+    rig.restart_worker()
+
+
+# 3. Redis flushed with 20 jobs queued --------------------------------------------------------------------
+
+
+def test_jobs_queued_when_redis_is_flushed_all_complete(rig: Rig) -> None:
+    import redis
+
+    rig.supervisor.stop()  # nobody consumes: the 20 messages wait in Redis ...
+    ids = rig.submit(20)
+    client = redis.Redis.from_url(redis_client_url(rig.redis.url))
+    assert client.dbsize() > 0
+    client.flushall()  # ... and are lost
+    client.close()
+    mark = rig.log.mark()
+    rig.restart_worker()
+    rig.wait_done(ids)
+    deliveries = len(RECEIVED.findall(rig.log.since(mark)))
+    print(f"\n[redis flushed] 20 jobs re-published once each: {deliveries} task deliveries")
+    assert deliveries == 20
+    rig.report("redis flushed", ids)
