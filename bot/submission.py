@@ -21,7 +21,7 @@ from db import submission as submission_db
 from db.models import Job
 from db.plans import Account, Requester
 from domain.spec import JobKind, JobSpec, JobState, Lane, queue_name
-from inference.dispatch import publish_jobs
+from inference.dispatch import publish_jobs, stale_after
 
 if TYPE_CHECKING:
     from bot.services import BotServices
@@ -119,7 +119,10 @@ async def submit_jobs(
     )
     created = [(job.id, job.queue) for job, is_new, _ in results if is_new]
     try:
-        await asyncio.to_thread(publish_jobs, services.sessions, services.celery, created)
+        await asyncio.to_thread(
+            publish_jobs, services.sessions, services.celery, created,
+            stale_after=stale_after(services.settings.heartbeat_s),
+        )
     except Exception:
         log.warning("could not publish jobs %s now; the reaper will", [job_id for job_id, _ in created], exc_info=True)
     return results

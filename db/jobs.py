@@ -50,6 +50,7 @@ __all__ = [
     "requeue",
     "same_click",
     "stale",
+    "startable",
     "submit",
     "undelivered",
     "upscale_of",
@@ -191,14 +192,21 @@ def _live_running(stale_after: timedelta) -> Any:
 
 
 def _older_waiting() -> Any:
-    """True when an older job of the job's member waits in its lane: a held job starts in submit order."""
+    """How many older jobs of the job's member wait in its lane (a correlated subquery on ``Job``)."""
     other = aliased(Job)
     return (
-        select(other.id)
+        select(func.count()).select_from(other)
         .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id < Job.id,
                other.state == JobState.QUEUED.value, other.cancel_requested.is_(False))
-        .exists()
+        .scalar_subquery()
     )
+
+
+def _has_slot(stale_after: timedelta) -> Any:
+    """True when the job may start within its member's running limit for its lane: their live running
+    jobs there, plus their older jobs waiting there (which go first: a member's jobs start in the order
+    they were asked), leave it a slot."""
+    return Job.max_running.is_(None) | (_live_running(stale_after) + _older_waiting() < Job.max_running)
 
 
 def _lock_member(session: Session, user_id: int) -> None:
@@ -278,8 +286,9 @@ def claim(
         # start their last allowed job, then count their other live running jobs in that lane. A waiting
         # job of theirs that is older goes first, so a member's jobs start in the order they were asked.
         _lock_member(session, limit.user_id)
-        conditions.append(_live_running(stale_after) < Job.max_running)
-        conditions.append(~_older_waiting() | (Job.state == JobState.RUNNING.value))
+        # A running job taken over from a lost worker already had its turn: only its slot counts.
+        conditions.append(_has_slot(stale_after) | (
+            (Job.state == JobState.RUNNING.value) & (_live_running(stale_after) < Job.max_running)))
     row = session.execute(
         update(Job)
         .where(*conditions)
@@ -468,6 +477,32 @@ def next_held(*, session: Session, user_id: int, lane: str) -> Job | None:
     return oldest if oldest is not None and oldest.published_at is None else None
 
 
+def startable(*, session: Session, job_ids: Sequence[int], stale_after: timedelta) -> list[int]:
+    """Of these jobs, those to publish now: queued with no message yet, and free to start (no running
+    limit, or their member has a free slot in the lane and no older job waiting there). The others wait
+    with no message until one of their member's jobs there ends (:func:`next_held`) or the reaper sees a
+    free slot (:func:`publishable`), so a member's backlog holds no message per job it cannot start yet.
+
+    Under the members' row locks, like the claim and :func:`next_held`, so a slot freed at the same time
+    is seen by one side or the other; and under the jobs' row locks, so nothing else publishes them now.
+    """
+    if not job_ids:
+        return []
+    members = session.execute(
+        select(Job.user_id).where(Job.id.in_(list(job_ids)), Job.max_running.is_not(None)).distinct()
+    ).scalars()
+    for user_id in sorted(members):  # one order, no deadlock between two publishers
+        _lock_member(session, user_id)
+    free = _has_slot(stale_after)
+    return list(session.execute(
+        select(Job.id)
+        .where(Job.id.in_(list(job_ids)), Job.state == JobState.QUEUED.value, Job.published_at.is_(None),
+               Job.cancel_requested.is_(False), free)
+        .order_by(Job.id)
+        .with_for_update(of=Job)
+    ).scalars())
+
+
 def mark_published(*, session: Session, job_ids: Sequence[int], epoch: str | None) -> None:
     """Record that each of these queued jobs has a message in the broker of this epoch."""
     if job_ids:
@@ -497,7 +532,7 @@ def publishable(*, session: Session, older_than: timedelta, stale_after: timedel
     publisher is still about to stamp them.
     """
     now = func.now()
-    free = Job.max_running.is_(None) | ((_live_running(stale_after) < Job.max_running) & ~_older_waiting())
+    free = _has_slot(stale_after)
     return list(
         session.execute(
             select(Job)

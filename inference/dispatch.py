@@ -54,8 +54,12 @@ def broker_epoch(app: Celery) -> str:
     return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
 
-def publish_jobs(sessions: sessionmaker[Session], app: Celery, jobs: Sequence[tuple[int, str]]) -> None:
-    """Publish these committed ``(job id, queue)`` and record it on their rows.
+def publish_jobs(
+    sessions: sessionmaker[Session], app: Celery, jobs: Sequence[tuple[int, str]], *, stale_after: timedelta
+) -> list[int]:
+    """Publish those of these committed ``(job id, queue)`` that can start now and record it on their rows;
+    returns their ids. A job its member's running limit holds back gets no message yet: it goes when one
+    of their jobs in that lane ends (:func:`release_next`), or at the reaper's next pass.
 
     The rows are stamped first and the messages sent before that commits: a worker that gets a message
     at once waits on the row lock, so a hold it records is never overwritten by the stamp. A send that
@@ -63,12 +67,15 @@ def publish_jobs(sessions: sessionmaker[Session], app: Celery, jobs: Sequence[tu
     The epoch is read before sending: a broker that loses its data after this shows a new epoch.
     """
     if not jobs:
-        return
+        return []
     epoch = broker_epoch(app)
+    queues = dict(jobs)
     with sessions() as session, session.begin():
-        jobs_db.mark_published(session=session, job_ids=[job_id for job_id, _ in jobs], epoch=epoch)
-        for job_id, queue in jobs:
-            publish(app, job_id, queue)
+        ready = jobs_db.startable(session=session, job_ids=list(queues), stale_after=stale_after)
+        jobs_db.mark_published(session=session, job_ids=ready, epoch=epoch)
+        for job_id in ready:
+            publish(app, job_id, queues[job_id])
+    return ready
 
 
 def release_next(sessions: sessionmaker[Session], app: Celery, *, user_id: int, lane: str) -> int | None:

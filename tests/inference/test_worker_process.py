@@ -20,7 +20,7 @@ from db.models import Job
 from db.session import make_engine, make_sessionmaker
 from domain.spec import JobState
 from inference.celery_app import create_celery
-from inference.dispatch import publish, publish_jobs
+from inference.dispatch import publish, publish_jobs, stale_after
 from inference.reaper import reap
 from inference.storage import open_store
 from tests.support.factories import new_job, next_id, spec
@@ -101,7 +101,8 @@ def test_a_message_never_sent_is_published_by_the_reaper_and_a_sent_one_is_not(
 ) -> None:
     job_id = submit(sessions)  # committed, but its message never reached Redis (it was down)
     waiting = submit(sessions)
-    publish_jobs(sessions, celery_app, [(waiting, "nobody.fast")])  # its message waits in a queue nobody serves
+    # Its message waits in a queue nobody serves.
+    publish_jobs(sessions, celery_app, [(waiting, "nobody.fast")], stale_after=stale_after(1.0))
     with sessions() as session, session.begin():
         session.execute(update(Job).where(Job.id.in_([job_id, waiting])).values(
             queued_at=Job.queued_at - timedelta(minutes=5)))
