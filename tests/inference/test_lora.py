@@ -13,7 +13,8 @@ from domain.draft import job_models
 from domain.prompt import parse_prompt
 from domain.spec import JobSpec
 from inference.errors import ModelLoadError
-from inference.pipelines import PipelineCache, RenderResult, check_model, load_pipeline, render_grid
+from inference.modelcheck import check_model
+from inference.pipelines import PipelineCache, RenderResult, load_pipeline, render_grid
 from inference.pipelines.lora import loaded_adapters, lora_problem
 from tests.support.lora_files import write_unet_lora
 
