@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import Row, median
-from inference.grid import LOSSLESS, Encoding, compose_grid, lossy_ladder, pick_encoding
+from inference.grid import LOSSLESS, compose_grid, lossy_ladder, pick_encoding
 
 __all__ = ["measure", "row"]
 
@@ -90,7 +90,8 @@ def row(figures: dict[str, Any]) -> Row:
     details = [f"{'encoding':<15}{'ms':>9}{'MiB':>9}"]
     details += [f"{e['encoding']:<15}{e['ms']:>9.1f}{e['bytes'] / MIB:>9.2f}" for e in figures["encodings"]]
     details += [f"{'upload limit':<28}{'chosen':>10}{'MiB':>8}{'ms':>8}  pixels"]
-    details += [f"{c['limit']:<28}{c['chose']:>10}{c['bytes'] / MIB:>8.2f}{c['ms']:>8.0f}  {c['size'][0]}x{c['size'][1]}"
+    details += [f"{c['limit']:<28}{c['chose']:>10}{c['bytes'] / MIB:>8.2f}{c['ms']:>8.0f}  "
+                f"{c['size'][0]}x{c['size'][1]}"
                 for c in figures["choices"]]
     return Row(5, "image encoding of a grid, and the bot's choice", measured,
                "fastest encoding that fits, lossless first", default["chose"] == fastest, figures, details)

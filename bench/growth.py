@@ -117,7 +117,8 @@ def measure(*, database_url: str, redis_url: str, key_prefix: str, models_file: 
     now = datetime.now(UTC)
     with sessions() as session, session.begin():
         session.execute(text("INSERT INTO guilds (id, name) VALUES (1, 'bench')"))
-        session.execute(text(f"INSERT INTO users (id, name) SELECT g, 'member' || g FROM generate_series(1, {MEMBERS}) g"))
+        session.execute(text("INSERT INTO users (id, name) SELECT g, 'member' || g FROM generate_series(1, :n) g"),
+                        {"n": MEMBERS})
 
     def rolled_back(work: Callable[[Session], Any]) -> Callable[[], Any]:
         def run() -> Any:
@@ -217,7 +218,8 @@ def row(figures: dict[str, Any]) -> Row:
                f"{'finished':>10}{'queued':>8}" + "".join(f"{hop:>16}" for hop in HOPS)]
     details += [f"{r['finished']:>10,}{r['queued']:>8,}" + "".join(f"{r['ms'][hop]:>16.2f}" for hop in HOPS)
                 for r in figures["results"]]
-    details.append(f"query plans at {figures['finished_sizes'][-1]:,} finished and {figures['queued_sizes'][-1]:,} queued:")
+    details.append(f"query plans at {figures['finished_sizes'][-1]:,} finished and "
+                   f"{figures['queued_sizes'][-1]:,} queued:")
     details += [f"  {hop}: " + "; ".join(scans) for hop, scans in figures["plans"].items()]
     return Row(7, "growth of the jobs table (history and queue)", measured,
                f"flat in history (< ×{FLAT_RATIO:.0f}, no seq scan of jobs)",

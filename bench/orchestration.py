@@ -12,6 +12,7 @@ overhead is what the bot, the queue, the database and the delivery add.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,7 +86,7 @@ def _overheads(timings: list[Timing], rows: dict[int, tuple[datetime, datetime, 
 
 
 def _sequential(timings: list[Timing]) -> bool:
-    return all(a.shown <= b.sent for a, b in zip(timings, timings[1:], strict=False))
+    return all(a.shown <= b.sent for a, b in itertools.pairwise(timings))
 
 
 async def measure(settings: Settings, *, one_at_a_time: int, at_once: int) -> dict[str, Any]:
@@ -121,8 +122,9 @@ async def measure(settings: Settings, *, one_at_a_time: int, at_once: int) -> di
 
 def row(figures: dict[str, Any]) -> Row:
     one, many = figures["one_at_a_time"], figures["at_once"]
-    measured = (f"1 at a time ({one['jobs']}): p50 {one['overhead_p50_ms']:.0f} ms, p99 {one['overhead_p99_ms']:.0f} ms, "
-                f"pipeline/e2e {one['pipeline_share']}; {many['jobs']} at once: p50 {many['overhead_p50_ms']:.0f} ms, "
+    measured = (f"1 at a time ({one['jobs']}): p50 {one['overhead_p50_ms']:.0f} ms, "
+                f"p99 {one['overhead_p99_ms']:.0f} ms, pipeline/e2e {one['pipeline_share']}; "
+                f"{many['jobs']} at once: p50 {many['overhead_p50_ms']:.0f} ms, "
                 f"p99 {many['overhead_p99_ms']:.0f} ms, pipeline/e2e {many['pipeline_share']}")
     return Row(1, "orchestration overhead (/imagine → final message − pipeline)", measured, "p50 < 20 ms",
                one["overhead_p50_ms"] < 20, figures)

@@ -146,7 +146,8 @@ def measure(server_url: str, *, connections: int = 16, limit_ms: int = 15_000, a
     return {
         "postgres": version, "connections": connections, "limit_ms": limit_ms, "amount_ms": amount_ms, "ok": ok,
         "results": [{"method": r.method, "per_second": round(r.per_second, 1), "granted_ms": r.granted_ms,
-                     "overspent_ms": r.overspent_ms, "row_reserved_ms": r.row_reserved_ms} for r in (conditional, naive)],
+                     "overspent_ms": r.overspent_ms, "row_reserved_ms": r.row_reserved_ms}
+                    for r in (conditional, naive)],
     }
 
 

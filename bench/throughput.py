@@ -72,6 +72,8 @@ def _run(settings: Settings, jobs: int) -> dict[str, Any]:
                 select(func.max(Job.finished_at), func.min(Job.started_at),
                        func.count().filter(Job.state != "succeeded")).where(Job.queued_at >= started)
             ).one()
+        if last is None or first_claim is None:
+            raise RuntimeError("no no-op job ran")
         seconds = (last - started).total_seconds()
         return {
             "jobs": jobs, "succeeded": jobs - int(failed), "seconds": round(seconds, 3),
