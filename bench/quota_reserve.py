@@ -27,12 +27,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from bench.common import Row
 from db import quota
 from db.models import Balance
 from db.session import make_engine, make_sessionmaker
@@ -121,6 +123,34 @@ def run(engine: Engine, method: str, attempt: Callable[[Session, int, int], bool
     return Result(method, sum(granted), seconds, limit_ms, amount_ms, int(reserved))
 
 
+def measure(server_url: str, *, connections: int = 16, limit_ms: int = 15_000, amount_ms: int = 1,
+            max_seconds: float = 60.0) -> dict[str, Any]:
+    """Both runs on a scratch database of ``server_url`` (dropped afterwards): the figures of each, and
+    ``ok`` (the conditional reservation granted exactly the limit, never more)."""
+    from bench.common import scratch_database
+
+    with scratch_database(server_url, "ledger") as url:
+        engine = make_engine(url, pool_size=connections, max_overflow=0)
+        try:
+            conditional = run(engine, "conditional", _conditional, connections=connections, limit_ms=limit_ms,
+                              amount_ms=amount_ms, max_seconds=max_seconds)
+            # The naive way loses updates, so its row fills slowly: give it the same time, and count.
+            naive = run(engine, "naive", _naive, connections=connections, limit_ms=limit_ms, amount_ms=amount_ms,
+                        max_seconds=conditional.seconds)
+            with engine.connect() as conn:
+                version = conn.execute(text("SHOW server_version")).scalar_one()
+        finally:
+            engine.dispose()
+    exact = conditional.granted_ms == conditional.limit_ms or conditional.seconds >= max_seconds
+    ok = not conditional.overspent_ms and conditional.row_reserved_ms == conditional.granted_ms and exact
+    return {
+        "postgres": version, "connections": connections, "limit_ms": limit_ms, "amount_ms": amount_ms, "ok": ok,
+        "results": [{"method": r.method, "per_second": round(r.per_second, 1), "granted_ms": r.granted_ms,
+                     "overspent_ms": r.overspent_ms, "row_reserved_ms": r.row_reserved_ms}
+                    for r in (conditional, naive)],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("DATABASE_URL", ""), help="a PostgreSQL server (DATABASE_URL)")
@@ -132,42 +162,29 @@ def main() -> int:
     if not args.url:
         parser.error("give --url or set DATABASE_URL to a PostgreSQL server")
 
-    from db.migrate import upgrade
-    from imagine.services import create_database
-    from tests.support.services import drop_database
-
-    name = f"imagine_bench_{uuid.uuid4().hex[:8]}"
-    url = create_database(args.url, name)
-    try:
-        upgrade(url)
-        engine = make_engine(url, pool_size=args.connections, max_overflow=0)
-        try:
-            conditional = run(engine, "conditional", _conditional, connections=args.connections,
-                              limit_ms=args.limit_ms, amount_ms=args.amount_ms, max_seconds=args.max_seconds)
-            # The naive way loses updates, so its row fills slowly: give it the same time, and count.
-            naive = run(engine, "naive", _naive, connections=args.connections, limit_ms=args.limit_ms,
-                        amount_ms=args.amount_ms, max_seconds=conditional.seconds)
-            results = [conditional, naive]
-            version = engine.connect().execute(text("SHOW server_version")).scalar_one()
-        finally:
-            engine.dispose()
-    finally:
-        drop_database(args.url, name)
-
-    print(f"PostgreSQL {version}, {args.connections} connections, one balance row, limit {args.limit_ms} ms, "
-          f"{args.amount_ms} ms per reservation, one transaction each")
+    report = measure(args.url, connections=args.connections, limit_ms=args.limit_ms, amount_ms=args.amount_ms,
+                     max_seconds=args.max_seconds)
+    print(f"PostgreSQL {report['postgres']}, {args.connections} connections, one balance row, limit "
+          f"{args.limit_ms} ms, {args.amount_ms} ms per reservation, one transaction each")
     print(f"{'method':<12} {'reservations/s':>15} {'granted ms':>11} {'limit ms':>9} {'overspent ms':>13} "
           f"{'row reserved':>13}")
-    for r in results:
-        print(f"{r.method:<12} {r.per_second:>15,.0f} {r.granted_ms:>11,} {r.limit_ms:>9,} {r.overspent_ms:>13,} "
-              f"{r.row_reserved_ms:>13,}")
-    if conditional.overspent_ms or conditional.row_reserved_ms != conditional.granted_ms:
-        print("FAIL: the conditional reservation overspent", file=sys.stderr)
-        return 1
-    if conditional.granted_ms != conditional.limit_ms and conditional.seconds < args.max_seconds:
-        print("FAIL: the conditional reservation stopped short of the limit", file=sys.stderr)
+    for r in report["results"]:
+        print(f"{r['method']:<12} {r['per_second']:>15,.0f} {r['granted_ms']:>11,} {args.limit_ms:>9,} "
+              f"{r['overspent_ms']:>13,} {r['row_reserved_ms']:>13,}")
+    if not report["ok"]:
+        print("FAIL: the conditional reservation overspent, or stopped short of the limit", file=sys.stderr)
         return 1
     return 0
+
+
+def row(figures: dict[str, Any]) -> Row:
+    """Row 4 of ``python -m bench``."""
+    conditional, naive = figures["results"]
+    measured = (f"{conditional['per_second']:,.0f} reservations/s, {figures['connections']} connections, one row; "
+                f"overspent {conditional['overspent_ms']} ms (naive read-then-write: {naive['overspent_ms']:,} ms "
+                f"over)")
+    return Row(4, "ledger: conditional reservation on one hot row", measured, "zero overspend",
+               bool(figures["ok"]), figures)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,10 @@ class Guild(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+#: A finished job whose final state Discord does not show yet (the predicate of ``ix_jobs_to_deliver``).
+TO_DELIVER = "state IN ('succeeded', 'failed', 'cancelled') AND delivered_state IS DISTINCT FROM state"
+
+
 class Job(Base):
     """One unit of GPU work and its delivery to Discord. See docs/architecture.md for the lifecycle."""
 
@@ -96,6 +100,9 @@ class Job(Base):
         # Queue positions (queued jobs ahead in a model and lane) and ETAs (recent run times of a queue).
         Index("ix_jobs_queued_by_queue", "queue", "id", postgresql_where=text("state = 'queued'")),
         Index("ix_jobs_succeeded_by_queue", "queue", "finished_at", postgresql_where=text("state = 'succeeded'")),
+        # What the bot still has to deliver (``db.jobs.undelivered``), least tried first: a handful of rows
+        # however long the history (migration 0009).
+        Index("ix_jobs_to_deliver", "delivery_attempts", "id", postgresql_where=text(TO_DELIVER)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -100,7 +100,8 @@ def run_bot_forever(settings: Settings, database_url: str, broker_url: str) -> i
     return 0
 
 
-def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues: str | None = None) -> int:
+def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues: str | None = None,
+               renderer: str = "diffusers") -> int:
     """A Celery worker: prefork, one process per ``WORKER_DEVICES`` entry (one by default), the queues of its
     models, and ``/metrics`` + ``/healthz`` on ``WORKER_METRICS_PORT``.
 
@@ -109,6 +110,9 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
     its queues are not served. Each child then loads its models before it takes a job (so the load never
     counts against ``JOB_TIMEOUT_S``); a child that cannot load them stops the worker, which exits with one
     line (:class:`StartupError`) instead of retrying forever.
+
+    ``renderer``: ``noop`` draws blank images without loading models; only ``bench/noop_worker.py`` passes
+    it (see ``inference.context.RENDERERS``).
     """
     _require_worker_extra()
     # Before prometheus_client is imported, in this process and so in the children.
@@ -132,7 +136,7 @@ def run_worker(settings: Settings, database_url: str, broker_url: str, *, queues
         safety = SafetyConfig(settings.image_safety_model, settings.unsafe_labels, settings.image_safety_threshold)
     worker.configure(catalog, database_url, settings.image_store_url, devices=devices, safety=safety,
                      heartbeat_s=settings.heartbeat_s, max_attempts=settings.max_attempts,
-                     job_timeout_s=settings.job_timeout_s)
+                     job_timeout_s=settings.job_timeout_s, renderer=renderer)
     app = create_celery(broker_url, job_timeout_s=settings.job_timeout_s,
                         model_load_timeout_s=settings.model_load_timeout_s,
                         broker_key_prefix=settings.broker_key_prefix)

@@ -17,7 +17,12 @@ from domain.catalog import Catalog
 from inference.safety import SafetyConfig
 from inference.storage import ImageStore
 
-__all__ = ["WorkerContext", "owner_name"]
+__all__ = ["RENDERERS", "WorkerContext", "owner_name"]
+
+#: What can draw a job's images: ``diffusers`` (the model's pipeline, always in production) or ``noop``
+#: (blank images at once, no model loaded, no GPU): the benchmarks and tests that measure the queue and
+#: database path use it (``bench/noop_worker.py``); no setting or command line option selects it.
+RENDERERS = ("diffusers", "noop")
 
 
 def owner_name() -> str:
@@ -49,6 +54,12 @@ class WorkerContext:
     #: Set (in the parent, shared with the children) when a stopping worker's grace period is over: the
     #: running job is handed back (``inference.runner``). None outside a worker process.
     stopping: Any = field(default=None)
+    #: One of :data:`RENDERERS`.
+    renderer: str = "diffusers"
+
+    def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:

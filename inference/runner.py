@@ -28,6 +28,7 @@ from domain.moderation import ImageAction
 from domain.spec import JobKind, JobSpec, JobState
 from inference.canvas import Prepared, boxes_mask, paste_back, prepare_outpaint, prepare_region
 from inference.dispatch import stale_after
+from inference.grid import LOSSLESS
 from inference.joblog import job_logging
 from inference.metrics import observe_finished
 from inference.storage import ImageNotFoundError
@@ -54,9 +55,9 @@ BLOCKED = "This image was blocked by this server's image filter. Try a different
 
 
 def _png(image: Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """The stored PNG: the fastest lossless encoding (``inference.grid.LOSSLESS``), which the bot then
+    uploads as it is whenever it fits."""
+    return LOSSLESS[0].encode(image)
 
 
 class _Heartbeat(threading.Thread):
@@ -313,13 +314,22 @@ def _render(
     :data:`BLOCKED` (so its fast time is refunded); with spoiler they are stored and the job is ``flagged``.
     The fields then carry ``moderation``, the audit event to write with the finish.
     """
-    from inference.pipelines import JobCancelled, render_grid, render_inpaint, render_variations, upscale_image
+    from inference.pipelines import (
+        JobCancelled,
+        render_blank,
+        render_grid,
+        render_inpaint,
+        render_variations,
+        upscale_image,
+    )
 
     models = job_models(spec, ctx.catalog)  # the draft's model under --draft, and the LoRAs to set
     preset, loras = models.preset, models.loras
     cache = ctx.pipeline_cache()
     try:
-        if kind in (JobKind.IMAGINE, JobKind.REROLL):
+        if ctx.renderer == "noop" and kind in (JobKind.IMAGINE, JobKind.REROLL):
+            result = render_blank(spec)  # benchmarks and tests of the queue only (inference.context.RENDERERS)
+        elif kind in (JobKind.IMAGINE, JobKind.REROLL):
             result = render_grid(
                 cache, preset, spec, loras=loras,
                 on_step=progress, want_preview=progress.want_preview, should_cancel=progress.should_cancel,

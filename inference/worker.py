@@ -34,6 +34,7 @@ class _Config:
     heartbeat_s: float
     max_attempts: int
     job_timeout_s: int
+    renderer: str
 
 
 _config: _Config | None = None
@@ -44,16 +45,17 @@ _context_pid: int | None = None
 
 def configure(catalog: Catalog, database_url: str, store_url: str, *, devices: tuple[str, ...] = (),
               safety: SafetyConfig | None = None, heartbeat_s: float = 5.0, max_attempts: int = 3,
-              job_timeout_s: int = 900) -> None:
+              job_timeout_s: int = 900, renderer: str = "diffusers") -> None:
     """Remember what each worker process needs; cheap, safe before fork. ``devices``: one per prefork
     process (see ``inference.devices``); empty: every process uses the default device. ``safety``: the
     image safety classifier, loaded by each process on its first checked job. ``heartbeat_s``,
-    ``max_attempts`` and ``job_timeout_s``: see :class:`~inference.context.WorkerContext`."""
+    ``max_attempts``, ``job_timeout_s`` and ``renderer`` (``noop`` only for benchmarks and tests): see
+    :class:`~inference.context.WorkerContext`."""
     global _config, _context, _stopping
     import multiprocessing
 
     _config = _Config(catalog, database_url, store_url, tuple(devices), safety, heartbeat_s, max_attempts,
-                      job_timeout_s)
+                      job_timeout_s, renderer)
     _context = None
     _stopping = multiprocessing.get_context("fork").Event()  # made before fork: the children share it
 
@@ -90,6 +92,7 @@ def context() -> WorkerContext:
             max_attempts=config.max_attempts,
             job_timeout_s=config.job_timeout_s,
             stopping=_stopping,
+            renderer=config.renderer,
         )
         if device is not None:
             log.info("worker process %s runs its jobs on %s", os.getpid(), device.name)
@@ -113,6 +116,8 @@ def preload(model_names: list[str]) -> None:
     import time
 
     ctx = context()
+    if ctx.renderer == "noop":  # draws blank images: no model to load
+        return
     cache = ctx.pipeline_cache()
     for name in model_names:
         started = time.monotonic()

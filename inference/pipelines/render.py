@@ -51,6 +51,7 @@ __all__ = [
     "WantPreview",
     "check_spec",
     "img2img_steps",
+    "render_blank",
     "render_grid",
     "render_inpaint",
     "render_variations",
@@ -160,6 +161,16 @@ def render_grid(
         **conditioning.as_kwargs(spec),
     )
     return RenderResult(images=images, seeds=seeds, gpu_ms=gpu_ms, steps_run=callback.steps_run)
+
+
+def render_blank(spec: JobSpec) -> RenderResult:
+    """What the ``noop`` renderer draws (``inference.context.RENDERERS``): ``spec.images`` grey images of the
+    spec's size with the job's seeds, no pipeline, no steps, 0 ms. For benchmarks and tests of the queue and
+    database path only."""
+    check_spec(spec)
+    images = [Image.new("RGB", (spec.width, spec.height), (128, 128, 128)) for _ in range(spec.images)]
+    return RenderResult(images=images, seeds=[image_seed(spec.seed, i) for i in range(spec.images)], gpu_ms=0,
+                        steps_run=0)
 
 
 def render_variations(

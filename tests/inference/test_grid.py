@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.grid import compose_grid, encode_for_upload
+from inference.grid import LOSSLESS, compose_grid, encode_for_upload, lossy_ladder, pick_encoding
 
 
 def noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -57,3 +57,40 @@ def test_downscaled_when_even_lossy_is_too_large() -> None:
 def test_never_fails_on_an_impossible_limit() -> None:
     data, _ = encode_for_upload(noise((64, 64)), 10)
     assert data and Image.open(io.BytesIO(data)).width >= 16
+
+
+def photo(side: int, seed: int = 0) -> Image.Image:
+    """Smooth shapes with fine grain, like a rendered picture (noise alone does not compress)."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
+    grain = rng.normal(0, 3, (side, side, 3))
+    return Image.fromarray((np.asarray(coarse, dtype=np.float64) + grain).clip(0, 255).astype(np.uint8))
+
+
+def test_the_fastest_lossless_png_when_it_fits() -> None:
+    image = photo(256)
+    fast, small = LOSSLESS[0].encode(image), LOSSLESS[1].encode(image)
+    assert len(small) < len(fast)  # level 6 packs tighter; level 1 is the faster one
+
+    data, name = encode_for_upload(image, len(fast))
+    assert name == "grid.png" and data == fast
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(image))  # every pixel kept
+
+    data, name = encode_for_upload(image, len(fast) - 1)  # level 1 is one byte too many: level 6, still lossless
+    assert name == "grid.png" and data == small
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(image))
+
+
+def test_jpeg_before_webp_when_no_png_fits() -> None:
+    image = photo(256)
+    jpeg, webp = lossy_ladder(90)[0], lossy_ladder(90)[-1]
+    jpeg_bytes = jpeg.encode(image)
+    picked = pick_encoding(image, len(jpeg_bytes))
+    assert picked.encoding == jpeg and picked.data == jpeg_bytes and picked.size == (256, 256)
+    decoded = np.asarray(Image.open(io.BytesIO(picked.data)).convert("RGB"), dtype=np.int16)
+    assert np.abs(decoded - np.asarray(image, dtype=np.int16)).mean() < 4  # quality 90: close to the original
+
+    webp_bytes = webp.encode(image)
+    if webp.format == "WEBP" and len(webp_bytes) < len(jpeg_bytes):  # WebP at the same quality, when smaller
+        picked = pick_encoding(image, len(webp_bytes))
+        assert picked.encoding == webp and picked.data == webp_bytes

@@ -41,7 +41,7 @@ def context(cache: PipelineCache, preset: ModelPreset, source: Image.Image) -> A
     store = MemoryImageStore()
     store.put(SOURCE_KEY, _png(source), "image/png")
     catalog = Catalog(models={preset.name: dataclasses.replace(preset, draft=None)}, default=preset.name)
-    return SimpleNamespace(catalog=catalog, store=store, pipeline_cache=lambda: cache)
+    return SimpleNamespace(catalog=catalog, store=store, pipeline_cache=lambda: cache, renderer="diffusers")
 
 
 def run(ctx: Any, kind: JobKind, spec: JobSpec) -> tuple[JobState, dict[str, Any]]:

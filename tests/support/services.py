@@ -120,12 +120,14 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, str] | None = None,
+                 command: tuple[str, ...] = ("imagine.cli", "worker")) -> WorkerProcess:
     """Start `imagine worker` and wait until it is ready; the parent imports torch and diffusers (and the
     quantization packages diffusers finds) to check its models first: tens of seconds on a loaded machine.
-    ``env``: more environment variables for the worker process."""
+    ``env``: more environment variables for the worker process. ``command``: the module to run with
+    ``python -m`` and its arguments (the benchmarks' no-op worker is ``bench.noop_worker``)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "imagine.cli", "worker"],
+        [sys.executable, "-m", *command],
         env={**settings_env(settings), **(env or {})},
         cwd=REPO,
         stdout=subprocess.PIPE,
