@@ -7,6 +7,7 @@ the exact side rounded to the nearest multiple of 64, so ``--ar 16:9`` on SDXL i
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -78,5 +79,5 @@ def aspect_sizes(pixel_budget: int) -> list[tuple[int, int]]:
         edge = ((k + 0.5) * SIDE_STEP) ** 2 / pixel_budget  # the width's crossing; the height's is 1 / edge
         crossings.update(r for r in (edge, 1 / edge) if low <= r <= high)
     points = sorted(crossings)
-    ratios = points + [(a + b) / 2 for a, b in zip(points, points[1:], strict=False)]
+    ratios = points + [(a + b) / 2 for a, b in itertools.pairwise(points)]
     return sorted({_size_for_ratio(r, pixel_budget) for r in ratios}, key=lambda size: (-size[0] / size[1], size))

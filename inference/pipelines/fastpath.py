@@ -75,7 +75,7 @@ def _has_flash3() -> bool:
 def apply_before_placing(pipe: Any, preset: ModelPreset) -> None:
     """Switches that rewrite weights (fused projections), done on the CPU before the pipeline moves."""
     if preset.fastpath.fuse_qkv:
-        denoiser = family_of(preset.family).denoiser(pipe)
+        denoiser: Any = family_of(preset.family).denoiser(pipe)
         denoiser.fuse_qkv_projections()
 
 
@@ -84,7 +84,7 @@ def apply_after_placing(pipe: Any, preset: ModelPreset, device: torch.device) ->
     fast = preset.fastpath
     if not fast.enabled:
         return
-    denoiser = family_of(preset.family).denoiser(pipe)
+    denoiser: Any = family_of(preset.family).denoiser(pipe)
     if fast.channels_last:
         denoiser.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
