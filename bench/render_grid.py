@@ -58,7 +58,9 @@ from inference.pipelines import PipelineCache, render_grid
 #: bf16 dense matrix rate measured on the lent H100 and H200 (8192³ products, random data), TFLOP/s.
 PEAK_TFLOPS_BF16 = 790.0
 #: UNet parameters of the real checkpoints, in millions: the full-size configs must give exactly these.
-PUBLISHED_UNET_PARAMS_M = {"sd15": 859.52, "sdxl": 2567.46}
+PUBLISHED_UNET_PARAMS_M = {"sd15": 859.52, "sdxl": 2567.46, "flux": 11901.41, "zimage": 6154.91}
+#: The UNet families; the others are DiTs (a transformer on packed latent patches).
+UNET_FAMILIES = ("sd15", "sdxl")
 PROMPT = "a red fox in fresh snow at golden hour, 35mm photograph"
 SEED = 1234
 GUIDANCE = 7.0
@@ -66,7 +68,17 @@ GUIDANCE = 7.0
 TINY_SIDE = 128
 #: Variants in the order they run; "compile" only with --compile.
 VARIANTS = ("default", "channels_last", "batch1x4", "compile")
+#: Variants that load the model again with other settings (after the ones above, on a fresh cache).
+LOADED_VARIANTS = ("diffusers", "fastpath", "offload-model", "offload-sequential", "quantize-fp8")
+#: Memory modes (issue 8) measured on the DiT families only (SD fits any card).
+MEMORY_VARIANTS = ("offload-model", "offload-sequential", "quantize-fp8")
 VARIANT_DESCRIPTIONS = {
+    "diffusers": "plain diffusers defaults: fp32 for the SD UNets (the DiTs' default is bf16, as the worker's)",
+    "fastpath": "the models file's fastpath = \"quality\" (+ fp8 compute on 8.9+ cards; no compile on a CPU); "
+                "warm-up includes compiling",
+    "offload-model": "offload = \"model\": each component on the card only while it runs",
+    "offload-sequential": "offload = \"sequential\": one layer at a time",
+    "quantize-fp8": "quantize = \"fp8\": torchao fp8 weight-only denoiser",
     "default": "what the worker runs: one batch of 4, SDPA attention, default memory format",
     "channels_last": "UNet and VAE in channels_last memory format",
     "batch1x4": "the 4 images as 4 one-image jobs, one after another",
@@ -160,6 +172,79 @@ FULL_SIZE: dict[str, FamilyConfig] = {
 }
 
 
+#: FLUX.1's and Z-Image's VAE (16 latent channels, no quant convs).
+_VAE_16 = {**_VAE, "latent_channels": 16, "use_quant_conv": False, "use_post_quant_conv": False,
+           "scaling_factor": 0.3611, "shift_factor": 0.1159}
+_T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_ff": 10240, "d_kv": 64, "num_heads": 64, "num_layers": 24,
+           "feed_forward_proj": "gated-gelu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0}
+_QWEN3_4B = {"vocab_size": 151936, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
+             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 40960,
+             "rope_theta": 1000000.0, "tie_word_embeddings": True}
+
+
+@dataclass(frozen=True, slots=True)
+class DitConfig:
+    """A DiT family's full-size transformer, VAE and text encoder configs, and its defaults."""
+
+    transformer: dict[str, Any]
+    vae: dict[str, Any]
+    steps: int
+    guidance: float
+    #: Denoiser passes per step: 1 for guidance-distilled FLUX.1 and Z-Image Turbo at guidance 0.
+    passes: int = 1
+    #: Text tokens the transformer attends to (FLUX.1 [dev]: 512 T5 tokens; Z-Image: up to 512).
+    text_tokens: int = 512
+
+
+DIT_FULL_SIZE: dict[str, DitConfig] = {
+    "flux": DitConfig(  # black-forest-labs/FLUX.1-dev transformer/config.json
+        transformer={"patch_size": 1, "in_channels": 64, "num_layers": 19, "num_single_layers": 38,
+                     "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
+                     "pooled_projection_dim": 768, "guidance_embeds": True, "axes_dims_rope": (16, 56, 56)},
+        vae={**_VAE_16, "sample_size": 1024}, steps=28, guidance=3.5,
+    ),
+    "zimage": DitConfig(  # Tongyi-MAI/Z-Image-Turbo transformer/config.json
+        transformer={"all_patch_size": (2,), "all_f_patch_size": (1,), "in_channels": 16, "dim": 3840,
+                     "n_layers": 30, "n_refiner_layers": 2, "n_heads": 30, "n_kv_heads": 30, "norm_eps": 1e-5,
+                     "qk_norm": True, "cap_feat_dim": 2560, "rope_theta": 256.0, "t_scale": 1000.0,
+                     "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512]},
+        vae={**_VAE_16, "sample_size": 1024}, steps=8, guidance=0.0,
+    ),
+}
+FAMILIES = (*FULL_SIZE, *DIT_FULL_SIZE)
+
+
+def denoiser_key(family: str) -> str:
+    return "unet" if family in UNET_FAMILIES else "transformer"
+
+
+def build_dit_components(family: str, *, device: str | torch.device, dtype: torch.dtype | None = None,
+                         token_ids: dict[str, int] | None = None) -> dict[str, torch.nn.Module]:
+    """``family``'s full-size transformer, VAE and text encoders, random weights, on ``device``; each is cast
+    to ``dtype`` as soon as it is built (the FLUX.1 transformer alone is 48 GB in float32)."""
+    import diffusers
+    from transformers import CLIPTextConfig, CLIPTextModel, Qwen3Config, Qwen3Model, T5Config, T5EncoderModel
+
+    config = DIT_FULL_SIZE[family]
+    ids: dict[str, Any] = {f"{name}_token_id": value for name, value in (token_ids or {}).items()}
+    cls = diffusers.FluxTransformer2DModel if family == "flux" else diffusers.ZImageTransformer2DModel
+    builders: dict[str, Callable[[], torch.nn.Module]] = {
+        "transformer": lambda: cls(**config.transformer),
+        "vae": lambda: diffusers.AutoencoderKL(**config.vae),
+    }
+    if family == "flux":
+        builders["text_encoder"] = lambda: CLIPTextModel(CLIPTextConfig(**_CLIP_L, **ids))
+        builders["text_encoder_2"] = lambda: T5EncoderModel(T5Config(**_T5_XXL))
+    else:
+        builders["text_encoder"] = lambda: Qwen3Model(Qwen3Config(**_QWEN3_4B))
+    parts: dict[str, torch.nn.Module] = {}
+    with torch.device(device):
+        for name, build in builders.items():
+            module = build()
+            parts[name] = module.to(dtype) if dtype is not None else module
+    return parts
+
+
 def build_components(family: str, config: FamilyConfig, *, device: str | torch.device,
                      token_ids: dict[str, int] | None = None) -> dict[str, torch.nn.Module]:
     """The UNet, VAE and text encoder(s) of ``config``, random weights, created on ``device``
@@ -184,7 +269,8 @@ def build_components(family: str, config: FamilyConfig, *, device: str | torch.d
 def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, device: str | torch.device,
                           dtype: torch.dtype, seed: int = 0) -> Path:
     """Build ``config``'s modules with random weights on ``device``, cast them to ``dtype`` and
-    ``save_pretrained`` the whole pipeline into ``folder``; returns ``folder``."""
+    ``save_pretrained`` the whole pipeline into ``folder``; returns ``folder``. (DiT families:
+    :func:`write_random_dit_pipeline`.)"""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     # The tiny byte-level CLIP tokenizer of inference.tiny: the text encoders read 77 token ids whatever
@@ -216,10 +302,48 @@ def write_random_pipeline(family: str, folder: Path, *, config: FamilyConfig, de
     return folder
 
 
+def write_random_dit_pipeline(family: str, folder: Path, *, device: str | torch.device, dtype: torch.dtype,
+                              seed: int = 0) -> Path:
+    """:func:`write_random_pipeline` for FLUX.1 and Z-Image, with the tiny tokenizers of ``inference.tiny``."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, ZImagePipeline
+
+    from inference.tiny.flux import flow_match_scheduler
+    from inference.tiny.tokenizers import clip_tokenizer, qwen_tokenizer, t5_tokenizer
+
+    torch.manual_seed(seed)
+    pipe: Any
+    if family == "flux":
+        tokenizer = clip_tokenizer()
+        ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
+        parts = build_dit_components(family, device=device, dtype=dtype, token_ids=ids)
+        pipe = FluxPipeline(scheduler=flow_match_scheduler(), tokenizer=tokenizer, tokenizer_2=t5_tokenizer(512),
+                            **parts)
+    else:
+        parts = build_dit_components(family, device=device, dtype=dtype)
+        pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), tokenizer=qwen_tokenizer(512),
+                              **parts)
+    pipe.save_pretrained(folder)
+    del pipe, parts
+    return folder
+
+
 def meta_components_from_folder(family: str, folder: Path) -> dict[str, torch.nn.Module]:
     """The modules of a saved pipeline, rebuilt from its configs on the meta device (no weights)."""
+    import diffusers
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import AutoConfig, AutoModel, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    if family not in UNET_FAMILIES:
+        cls = diffusers.FluxTransformer2DModel if family == "flux" else diffusers.ZImageTransformer2DModel
+        with torch.device("meta"):
+            dit: dict[str, torch.nn.Module] = {
+                "transformer": cls.from_config(cls.load_config(folder / "transformer")),
+                "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+            }
+            for name in ("text_encoder", "text_encoder_2"):
+                if (folder / name).is_dir():
+                    dit[name] = AutoModel.from_config(AutoConfig.from_pretrained(folder / name))
+        return dit
 
     with torch.device("meta"):
         parts: dict[str, torch.nn.Module] = {
@@ -242,15 +366,19 @@ class Flops:
     """FLOPs of one grid: ``steps`` UNet forwards of ``2 * images`` samples (classifier-free guidance),
     then one VAE decode per image. Text encoding (under 0.1 TFLOP a prompt) is left out."""
 
+    #: One forward of the denoiser (the UNet, or a DiT's transformer) for one image.
     unet_forward_per_image: float
     vae_decode_per_image: float
     steps: int
     images: int
     source: str = "torch.utils.flop_counter.FlopCounterMode on the meta device, at the bench's size"
+    #: Denoiser passes per step: 2 with classifier-free guidance, 1 for the distilled DiTs.
+    passes: int = 2
 
     @property
     def grid(self) -> float:
-        return self.steps * 2 * self.images * self.unet_forward_per_image + self.images * self.vae_decode_per_image
+        return (self.steps * self.passes * self.images * self.unet_forward_per_image
+                + self.images * self.vae_decode_per_image)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "grid": self.grid}
@@ -259,7 +387,9 @@ class Flops:
 def count_flops(family: str, parts: dict[str, torch.nn.Module], *, width: int, height: int, steps: int,
                 images: int) -> Flops:
     """Count one UNet forward and one VAE decode of one image with ``FlopCounterMode``; ``parts`` may
-    (and for full-size models should) live on the meta device."""
+    (and for full-size models should) live on the meta device. DiTs: :func:`count_dit_flops`."""
+    if family not in UNET_FAMILIES:
+        return count_dit_flops(family, parts, width=width, height=height, steps=steps, images=images)
     unet: Any = parts["unet"]
     vae: Any = parts["vae"]
     ucfg, vcfg = unet.config, vae.config
@@ -280,6 +410,37 @@ def count_flops(family: str, parts: dict[str, torch.nn.Module], *, width: int, h
             vae.decode(latents)
         vae_flops = counter.get_total_flops()
     return Flops(float(unet_flops), float(vae_flops), steps, images)
+
+
+def count_dit_flops(family: str, parts: dict[str, torch.nn.Module], *, width: int, height: int, steps: int,
+                    images: int) -> Flops:
+    """One transformer forward (with the family's text tokens) and one VAE decode of one image."""
+    transformer: Any = parts["transformer"]
+    vae: Any = parts["vae"]
+    config = DIT_FULL_SIZE.get(family)
+    tokens = config.text_tokens if config else 512
+    tcfg, vcfg = transformer.config, vae.config
+    device = next(transformer.parameters()).device
+    h, w = height // 8, width // 8
+    with torch.no_grad(), torch.device(device):
+        with FlopCounterMode(display=False) as counter:
+            if family == "flux":
+                packed = (h // 2) * (w // 2)
+                transformer(hidden_states=torch.zeros(1, packed, tcfg.in_channels),
+                            encoder_hidden_states=torch.zeros(1, tokens, tcfg.joint_attention_dim),
+                            pooled_projections=torch.zeros(1, tcfg.pooled_projection_dim),
+                            timestep=torch.tensor([1.0]), img_ids=torch.zeros(packed, 3),
+                            txt_ids=torch.zeros(tokens, 3),
+                            guidance=torch.tensor([3.5]) if tcfg.guidance_embeds else None)
+            else:
+                transformer(x=[torch.zeros(tcfg.in_channels, 1, h, w)], t=torch.tensor([0.5]),
+                            cap_feats=[torch.zeros(tokens, tcfg.cap_feat_dim)])
+        forward = counter.get_total_flops()
+        with FlopCounterMode(display=False) as counter:
+            vae.decode(torch.zeros(1, vcfg.latent_channels, h, w))
+        decode = counter.get_total_flops()
+    passes = config.passes if config else 1
+    return Flops(float(forward), float(decode), steps, images, passes=passes)
 
 
 def count_params(parts: dict[str, torch.nn.Module]) -> dict[str, int]:
@@ -454,7 +615,9 @@ def _write_model(family: str, folder: Path, *, tiny: bool, device: torch.device,
         from inference.tiny import write_tiny_model
 
         write_tiny_model(folder, families=[family])
-        return folder / ("tiny-sdxl" if family == "sdxl" else "tiny-sd")
+        return folder / {"sd15": "tiny-sd", "sdxl": "tiny-sdxl", "flux": "tiny-flux", "zimage": "tiny-zimage"}[family]
+    if family in DIT_FULL_SIZE:
+        return write_random_dit_pipeline(family, folder / "pipeline", device=device, dtype=dtype)
     return write_random_pipeline(family, folder / "pipeline", config=FULL_SIZE[family], device=device, dtype=dtype)
 
 
@@ -479,8 +642,9 @@ def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, f
     # 2. Parameters and FLOPs, from the saved configs, on the meta device
     parts = meta_components_from_folder(family, source)
     result.params = count_params(parts)
-    result.unet_params_m = round(result.params["unet"] / 1e6, 2)
-    flops = count_flops(family, parts, width=side, height=side, steps=args.steps, images=images)
+    result.unet_params_m = round(result.params[denoiser_key(family)] / 1e6, 2)
+    steps, guidance = family_steps(family, args.steps), family_guidance(family)
+    flops = count_flops(family, parts, width=side, height=side, steps=steps, images=images)
     result.flops = flops.as_dict()
     if peak:
         result.floor_s = flops.grid / (peak * 1e12)
@@ -488,8 +652,8 @@ def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, f
 
     # 3. Load through the worker's cache
     preset = ModelPreset(
-        name=family, source=str(source), family=family, width=side, height=side, steps=args.steps,
-        guidance=GUIDANCE, scheduler=args.sampler,
+        name=family, source=str(source), family=family, width=side, height=side, steps=steps,
+        guidance=guidance, scheduler=args.sampler if family in UNET_FAMILIES else "euler",
     )
     _log(f"{family}: loading on {device} ...")
     _sync(device)
@@ -499,13 +663,15 @@ def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, f
     result.load_s = time.perf_counter() - start
     if device.type == "cuda":
         result.weights_gib = torch.cuda.memory_allocated(device) / 2**30
-    result.attention = ", ".join(sorted({type(p).__name__ for p in pipe.unet.attn_processors.values()}))
+    denoiser = pipe.unet if family in UNET_FAMILIES else pipe.transformer
+    processors = {type(m.processor).__name__ for m in denoiser.modules() if getattr(m, "processor", None)}
+    result.attention = ", ".join(sorted(processors))
     on_progress()
 
     # 4. The variants, default first
     spec = JobSpec(
-        prompt=PROMPT, model=family, width=side, height=side, seed=SEED, steps=args.steps,
-        guidance_scale=GUIDANCE, images=images,
+        prompt=PROMPT, model=family, width=side, height=side, seed=SEED, steps=steps,
+        guidance_scale=guidance, images=images,
     )
     singles = [spec.replace(images=1, seed=image_seed(SEED, i)) for i in range(images)]
 
@@ -515,10 +681,22 @@ def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, f
     def one_by_one() -> int:
         return sum(render_grid(cache, preset, single).gpu_ms for single in singles)
 
+    def finish(variant: VariantResult) -> None:
+        if variant.median_s is not None:
+            variant.vs_default = variant.median_s / default_s if default_s else None
+            variant.achieved_tflops = flops.grid / variant.median_s / 1e12
+            variant.share_of_peak = variant.achieved_tflops / peak if peak else None
+        result.variants.append(variant)
+        on_progress()
+
     default_s: float | None = None
     for name in args.variants:
         setup: AbstractContextManager[Any] = nullcontext()
         grid, estimate, extra = batched, default_s, 0.0
+        if name in ("channels_last", "compile") and family not in UNET_FAMILIES:
+            finish(VariantResult(name, VARIANT_DESCRIPTIONS[name], note="UNets only (the fastpath variant "
+                                 "compiles a DiT's blocks)"))
+            continue
         if name == "channels_last":
             setup = _channels_last(pipe)
         elif name == "batch1x4":
@@ -526,19 +704,81 @@ def bench_model(result: ModelResult, args: argparse.Namespace, budget: Budget, f
             estimate = None if default_s is None else 2 * default_s
         elif name == "compile":
             setup = _compiled(pipe, args.compile_mode)
-            extra = COMPILE_GUESS_S * result.params["unet"] / (PUBLISHED_UNET_PARAMS_M["sd15"] * 1e6)
+            extra = COMPILE_GUESS_S * result.params[denoiser_key(family)] / (PUBLISHED_UNET_PARAMS_M["sd15"] * 1e6)
         variant = measure_variant(
             name, grid=grid, setup=setup, device=device, runs=args.runs, warmup=args.warmup, images=images,
             budget=budget, estimate_s=estimate, extra_s=extra,
         )
         if name == "default":
             default_s = variant.median_s
-        if variant.median_s is not None:
-            variant.vs_default = variant.median_s / default_s if default_s else None
-            variant.achieved_tflops = flops.grid / variant.median_s / 1e12
-            variant.share_of_peak = variant.achieved_tflops / peak if peak else None
-        result.variants.append(variant)
-        on_progress()
+        finish(variant)
+
+    # 5. Variants that load the model again with other settings, one at a time, the default one released first
+    loaded = [name for name in args.variants_loaded if _applies(name, family)]
+    if not loaded:
+        return
+    cache, pipe = PipelineCache(device=args.device), None  # drop the default pipeline before the next loads
+    _release(device)
+    for name in loaded:
+        variant_preset, note = variant_settings(name, preset, device)
+        if variant_preset is None:
+            finish(VariantResult(name, VARIANT_DESCRIPTIONS[name], note=note))
+            continue
+        variant_cache = PipelineCache(device=args.device)
+        try:
+            variant_cache.text_to_image(variant_preset)
+        except Exception as exc:  # e.g. a memory mode this card or these packages cannot run
+            finish(VariantResult(name, VARIANT_DESCRIPTIONS[name], note=f"error: {type(exc).__name__}: {exc}"))
+            del variant_cache
+            _release(device)
+            continue
+
+        def loaded_grid(cache: PipelineCache = variant_cache, chosen: ModelPreset = variant_preset) -> int:
+            return render_grid(cache, chosen, spec).gpu_ms
+
+        finish(measure_variant(
+            name, grid=loaded_grid, setup=nullcontext(), device=device, runs=args.runs, warmup=args.warmup,
+            images=images, budget=budget, estimate_s=default_s,
+        ))
+        del variant_cache
+        _release(device)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _applies(name: str, family: str) -> bool:
+    """The fp32 ``diffusers`` baseline is the SD UNets' (a DiT's is bf16, the default); memory modes the DiTs'."""
+    if name == "diffusers":
+        return family in UNET_FAMILIES
+    return name == "fastpath" or family not in UNET_FAMILIES
+
+
+def variant_settings(name: str, preset: ModelPreset, device: torch.device) -> tuple[ModelPreset | None, str | None]:
+    """The preset a loaded variant runs, or ``None`` and why it cannot run on ``device``."""
+    from dataclasses import replace
+
+    from domain.fastpath import FastPath
+    from domain.memory import MemorySettings
+    from inference.pipelines.fastpath import FP8_CAPABILITY
+
+    if name == "diffusers":
+        return replace(preset, fastpath=FastPath(dtype="fp32")), None
+    if name == "fastpath":
+        fast = FastPath.preset("quality", preset.family)
+        if device.type == "cuda" and torch.cuda.get_device_capability(device) >= FP8_CAPABILITY:
+            fast = replace(fast, fp8=True)
+        if device.type != "cuda":  # compiling takes minutes a size on a CPU (docs/models.md)
+            fast = replace(fast, compile=False)
+        return replace(preset, fastpath=fast), None
+    if device.type != "cuda":
+        return None, "skipped: memory modes are measured on a GPU"
+    memory = MemorySettings(offload=name.removeprefix("offload-")) if name.startswith("offload-") else \
+        MemorySettings(quantize="fp8")
+    return replace(preset, memory=memory), None
 
 
 # -- the whole run -------------------------------------------------------------------------------------
@@ -572,13 +812,28 @@ def _versions() -> dict[str, str]:
 Counts = dict[str, tuple[dict[str, int], Flops]]
 
 
-def full_size_counts(families: list[str], *, size: int | None, steps: int) -> Counts:
+def family_steps(family: str, steps: int | None) -> int:
+    """``--steps``, else the family's default (30 for SD, FLUX.1 [dev]'s 28, Z-Image Turbo's 8)."""
+    if steps is not None:
+        return steps
+    return DIT_FULL_SIZE[family].steps if family in DIT_FULL_SIZE else 30
+
+
+def family_guidance(family: str) -> float:
+    return DIT_FULL_SIZE[family].guidance if family in DIT_FULL_SIZE else GUIDANCE
+
+
+def full_size_counts(families: list[str], *, size: int | None, steps: int | None) -> Counts:
     """Params and grid FLOPs of the full-size configs, built on the meta device (no weights; seconds)."""
     counts: Counts = {}
     for family in families:
-        parts = build_components(family, FULL_SIZE[family], device="meta")
+        if family in FULL_SIZE:
+            parts = build_components(family, FULL_SIZE[family], device="meta")
+        else:
+            parts = build_dit_components(family, device="meta")
         side = size or CAPABILITIES[family].native_side
-        flops = count_flops(family, parts, width=side, height=side, steps=steps, images=GRID_SIZE)
+        flops = count_flops(family, parts, width=side, height=side, steps=family_steps(family, steps),
+                            images=GRID_SIZE)
         counts[family] = (count_params(parts), flops)
     return counts
 
@@ -615,8 +870,8 @@ def print_table(report: dict[str, Any]) -> None:
           f"{GUIDANCE}, {report['sampler']}" + (" [TINY MODELS: not a speed claim]" if report["tiny"] else ""))
     for model in report["models"]:
         f = model["flops"]
-        line = (f"{model['name']} {model['width']}x{model['height']}: UNet {model['unet_params_m']}M params; grid "
-                f"{flop_text(f['grid'])} (UNet {flop_text(f['unet_forward_per_image'])}/image-forward, "
+        line = (f"{model['name']} {model['width']}x{model['height']}: denoiser {model['unet_params_m']}M params; "
+                f"grid {flop_text(f['grid'])} (denoiser {flop_text(f['unet_forward_per_image'])}/image-forward, "
                 f"VAE decode {flop_text(f['vae_decode_per_image'])}/image)")
         if model["floor_s"] is not None:
             line += f", floor {model['floor_s']:.3f} s at {peak:g} TFLOP/s"
@@ -654,21 +909,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--models", default="sd15,sdxl",
-                        help="comma-separated families to run, in order (default: sd15,sdxl)")
+    parser.add_argument("--models", default="sd15,sdxl,flux,zimage",
+                        help="comma-separated families to run, in order (default: sd15,sdxl,flux,zimage)")
     parser.add_argument("--tiny", action="store_true",
                         help="use inference.tiny's tiny random models at 128 px instead of full-size ones "
                              "(a CPU smoke test)")
-    parser.add_argument("--steps", type=int, default=30, help="denoising steps per grid (default: 30)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="denoising steps per grid (default: 30 for SD, 28 for FLUX.1, 8 for Z-Image Turbo)")
     parser.add_argument("--runs", type=int, default=5, help="timed grids per variant, after the warm-up (default: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed grids before them (default: 1)")
     parser.add_argument("--size", type=int, default=None,
                         help="square side in pixels (default: 512 for sd15, 1024 for sdxl; 128 with --tiny)")
     parser.add_argument("--sampler", choices=SCHEDULERS, default="dpmpp_2m_karras",
                         help="the models file's scheduler for the bench's presets (default: dpmpp_2m_karras)")
-    parser.add_argument("--variants", default="default,channels_last,batch1x4",
-                        help="comma-separated, from default, channels_last, batch1x4 (default: all three); "
-                             "default always runs first")
+    parser.add_argument("--variants", default=",".join(v for v in (*VARIANTS, *LOADED_VARIANTS) if v != "compile"),
+                        help="comma-separated, from default, channels_last, batch1x4 (on the loaded pipeline), "
+                             f"{', '.join(LOADED_VARIANTS)} (each loads the model again; memory modes on the DiTs "
+                             "only, on a GPU); default: all; default always runs first")
     parser.add_argument("--compile", action="store_true", help="also run the torch.compile variant (slow to compile)")
     parser.add_argument("--compile-mode", default="default",
                         help="torch.compile mode for --compile (default: default; e.g. max-autotune-no-cudagraphs)")
@@ -689,15 +946,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     for family in args.models:
-        if family not in FULL_SIZE:
-            parser.error(f"--models: {family!r} is not one of {', '.join(FULL_SIZE)}")
+        if family not in FAMILIES:
+            parser.error(f"--models: {family!r} is not one of {', '.join(FAMILIES)}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for variant in variants:
-        if variant not in VARIANTS or variant == "compile":
-            parser.error(f"--variants: {variant!r} is not one of default, channels_last, batch1x4 (compile: --compile)")
+        if variant not in (*VARIANTS, *LOADED_VARIANTS) or variant == "compile":
+            parser.error(f"--variants: {variant!r} is not one of default, channels_last, batch1x4, "
+                         f"{', '.join(LOADED_VARIANTS)} (compile: --compile)")
     args.variants = [v for v in VARIANTS if v == "default" or v in variants or (v == "compile" and args.compile)]
+    args.variants_loaded = [v for v in LOADED_VARIANTS if v in variants]
     for name in ("steps", "runs"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must not be negative, got {args.warmup}")
@@ -713,15 +972,15 @@ def run_flops_only(args: argparse.Namespace) -> int:
         floor_s = flops.grid / (PEAK_TFLOPS_BF16 * 1e12)
         models[family] = {
             "params": params,
-            "unet_params_m": round(params["unet"] / 1e6, 2),
+            "unet_params_m": round(params[denoiser_key(family)] / 1e6, 2),
             "published_unet_params_m": PUBLISHED_UNET_PARAMS_M[family],
             "flops": flops.as_dict(),
             "floor_s": floor_s,
         }
         print(f"{family} {args.size or CAPABILITIES[family].native_side} px: params "
               + ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in params.items())
-              + f"; UNet {flop_text(flops.unet_forward_per_image)}/image-forward, VAE decode "
-              f"{flop_text(flops.vae_decode_per_image)}/image; {args.steps}-step grid {flop_text(flops.grid)} "
+              + f"; {denoiser_key(family)} {flop_text(flops.unet_forward_per_image)}/image-forward, VAE decode "
+              f"{flop_text(flops.vae_decode_per_image)}/image; {flops.steps}-step grid {flop_text(flops.grid)} "
               f"= {floor_s:.3f} s at {PEAK_TFLOPS_BF16:g} TFLOP/s")
     if args.json:
         report = {"bench": "render_grid", "flops_only": True, "steps": args.steps, "images": GRID_SIZE,

@@ -7,10 +7,11 @@ the exact side rounded to the nearest multiple of 64, so ``--ar 16:9`` on SDXL i
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
-__all__ = ["MAX_RATIO", "SIDE_STEP", "parse_aspect", "size_for_aspect"]
+__all__ = ["MAX_RATIO", "SIDE_STEP", "aspect_sizes", "parse_aspect", "size_for_aspect"]
 
 #: Widest (and, upside down, tallest) ratio accepted: 4:1 and 1:4.
 MAX_RATIO = 4
@@ -57,5 +58,26 @@ def size_for_aspect(width: int, height: int, pixel_budget: int) -> tuple[int, in
     Each side is rounded to the nearest multiple of :data:`SIDE_STEP`, so the area stays near the budget
     and the ratio near the one asked for.
     """
-    ratio = width / height
+    return _size_for_ratio(width / height, pixel_budget)
+
+
+def _size_for_ratio(ratio: float, pixel_budget: int) -> tuple[int, int]:
     return _round_side(math.sqrt(pixel_budget * ratio)), _round_side(math.sqrt(pixel_budget / ratio))
+
+
+def aspect_sizes(pixel_budget: int) -> list[tuple[int, int]]:
+    """Every size :func:`size_for_aspect` gives at ``pixel_budget`` for any ratio ``--ar`` accepts, widest first.
+
+    Each side is a step function of the ratio, changing where the exact side crosses a half step; between
+    two such points (and at them) every ratio gives one size, so the sizes at the crossing points and
+    between them are all there are (about 40 at 1024 x 1024). A worker with a compiled model draws each
+    once when it starts.
+    """
+    low, high = 1 / MAX_RATIO, float(MAX_RATIO)
+    crossings = {low, high}
+    for k in range(int(math.sqrt(pixel_budget * high) / SIDE_STEP) + 2):
+        edge = ((k + 0.5) * SIDE_STEP) ** 2 / pixel_budget  # the width's crossing; the height's is 1 / edge
+        crossings.update(r for r in (edge, 1 / edge) if low <= r <= high)
+    points = sorted(crossings)
+    ratios = points + [(a + b) / 2 for a, b in itertools.pairwise(points)]
+    return sorted({_size_for_ratio(r, pixel_budget) for r in ratios}, key=lambda size: (-size[0] / size[1], size))

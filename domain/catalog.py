@@ -19,6 +19,7 @@ The file is TOML, read once at start-up::
     offload = "none"                                          # memory modes: see domain.memory
     quantize = "none"
     draft = "sd15-fast"                                       # --draft: see domain.draft
+    fastpath = "quality"                                      # GPU speed switches: see domain.fastpath
 
     [[models.sd15.loras]]                                     # --lora NAME[:WEIGHT]: see domain.loras
     name = "ink"
@@ -37,6 +38,7 @@ from typing import Any
 from domain.capabilities import CAPABILITIES, SAMPLERS, Capabilities
 from domain.draft import DraftPreset, check_draft, parse_draft
 from domain.errors import CatalogError, UnknownModelError
+from domain.fastpath import FastPath, parse_fastpath
 from domain.loras import LoraPreset, parse_loras
 from domain.memory import MemorySettings, parse_memory
 from domain.tomlfile import read_toml
@@ -72,6 +74,8 @@ class ModelPreset:
     loras: tuple[LoraPreset, ...] = ()
     #: What ``--draft`` runs on (:mod:`domain.draft`); ``None``: no draft mode.
     draft: DraftPreset | None = None
+    #: The GPU fast path's switches (:mod:`domain.fastpath`); all off by default.
+    fastpath: FastPath = field(default_factory=FastPath)
 
     @property
     def pixel_budget(self) -> int:
@@ -168,6 +172,7 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
     memory = parse_memory(name, table, resolve)
     loras = parse_loras(name, table.get("loras"), resolve)
     draft = parse_draft(name, table.get("draft"), caps.samplers)
+    fastpath = parse_fastpath(name, family, table.get("fastpath"), memory=memory, has_loras=bool(loras))
     try:
         preset = ModelPreset(
             name=name,
@@ -186,6 +191,7 @@ def _preset(name: str, table: dict[str, Any], base: Path) -> ModelPreset:
             memory=memory,
             loras=loras,
             draft=draft,
+            fastpath=fastpath,
         )
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"model {name!r}: {exc}") from exc

@@ -111,9 +111,12 @@ def served_models(queues: str) -> list[str]:
 
 
 def preload(model_names: list[str]) -> None:
-    """Load these models into this process's pipeline cache, at the child's start: the load is done
-    before the first job, so it never counts against a job's time limit."""
+    """Load these models into this process's pipeline cache, at the child's start, and warm the compiled
+    ones at every size (:mod:`inference.pipelines.warmup`): done before the first job, so neither counts
+    against a job's time limit."""
     import time
+
+    from inference.pipelines.warmup import warm_up
 
     ctx = context()
     if ctx.renderer == "noop":  # draws blank images: no model to load
@@ -121,5 +124,7 @@ def preload(model_names: list[str]) -> None:
     cache = ctx.pipeline_cache()
     for name in model_names:
         started = time.monotonic()
-        cache.text_to_image(ctx.catalog.get(name))
+        preset = ctx.catalog.get(name)
+        cache.text_to_image(preset)
         log.info("model %s loaded in %.1fs", name, time.monotonic() - started)
+        warm_up(cache, preset)

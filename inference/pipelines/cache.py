@@ -15,8 +15,10 @@ import torch
 from diffusers import AutoencoderTiny
 
 from domain.catalog import ModelPreset
+from domain.fastpath import FastPath
 from domain.memory import SINGLE_FILE_SUFFIXES
 from inference.families import Family, family_of
+from inference.pipelines.fastpath import apply_after_placing, apply_before_placing, load_dtype
 from inference.pipelines.lora import load_loras
 from inference.pipelines.memory import place, pretrained_options, single_file_options
 
@@ -46,10 +48,12 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
     ``preset.source`` is a Hub id, a local folder in the diffusers layout (loaded with
     ``local_files_only``, so it never reaches the network), or a single ``.safetensors``/``.ckpt``
     checkpoint (``from_single_file``; diffusers reads that family's component configs from the model's
-    ``config`` folder, else from the Hub or its local cache). The model's LoRAs are loaded (turned off), and
-    its memory settings applied (:mod:`.memory`). Raises :class:`~inference.errors.ModelLoadError` for a
-    memory mode or LoRA that cannot work here.
+    ``config`` folder, else from the Hub or its local cache). The model's LoRAs are loaded (turned off), its
+    memory settings applied (:mod:`.memory`), then its fast path (:mod:`.fastpath`); ``dtype`` is the
+    worker's, unless the fast path names one. Raises :class:`~inference.errors.ModelLoadError` for a memory
+    mode, fast-path switch or LoRA that cannot work here.
     """
+    dtype = load_dtype(preset, dtype)
     try:
         cls = family_of(preset.family).text_to_image
     except ValueError as exc:
@@ -62,13 +66,23 @@ def load_pipeline(preset: ModelPreset, *, device: torch.device, dtype: torch.dty
         options = pretrained_options(preset, device=device, dtype=dtype, local_files_only=local)
         pipe = cls.from_pretrained(source, dtype=dtype, local_files_only=local, **options)
     load_loras(pipe, preset)
+    apply_before_placing(pipe, preset)
     pipe = place(pipe, preset, device)  # .to(device), or offloaded as the models file says
+    apply_after_placing(pipe, preset, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
+#: Models share a loaded pipeline when they name the same weights with the same fast path.
+_Key = tuple[str, str, FastPath]
+
+
+def _key(preset: ModelPreset) -> _Key:
+    return (preset.family, preset.source, preset.fastpath)
+
+
 class PipelineCache:
-    """The models this process has loaded, by preset source.
+    """The models this process has loaded, by family, source and fast path.
 
     Parameters
     ----------
@@ -85,9 +99,9 @@ class PipelineCache:
         self._requested_device = device
         self._requested_dtype = dtype
         self._device: torch.device | None = None
-        self._text_to_image: dict[tuple[str, str], Any] = {}
-        self._siblings: dict[tuple[str, str, str], Any] = {}
-        self._scheduler_configs: dict[tuple[str, str], Any] = {}
+        self._text_to_image: dict[_Key, Any] = {}
+        self._siblings: dict[tuple[str, _Key], Any] = {}
+        self._scheduler_configs: dict[_Key, Any] = {}
         self._preview_decoders: dict[str, Any] = {}
         self._upscalers: dict[str, Any] = {}
 
@@ -102,11 +116,15 @@ class PipelineCache:
     def dtype(self) -> torch.dtype:
         return self._requested_dtype or default_dtype(self.device)
 
+    def dtype_for(self, preset: ModelPreset) -> torch.dtype:
+        """The dtype ``preset``'s modules are in: its fast path's, else :attr:`dtype`."""
+        return load_dtype(preset, self.dtype)
+
     def text_to_image(self, preset: ModelPreset) -> Any:
         """The text-to-image pipeline of ``preset``, loaded on first use."""
-        key = (preset.family, preset.source)
+        key = _key(preset)
         if key not in self._text_to_image:
-            log.info("loading %s from %s on %s (%s)", preset.name, preset.source, self.device, self.dtype)
+            log.info("loading %s from %s on %s (%s)", preset.name, preset.source, self.device, self.dtype_for(preset))
             pipe = load_pipeline(preset, device=self.device, dtype=self.dtype)
             self._text_to_image[key] = pipe
             # Jobs replace the scheduler; keep the model's own config to build each one from.
@@ -132,10 +150,10 @@ class PipelineCache:
     def _sibling(self, preset: ModelPreset, what: str, cls: type[Any] | None) -> Any:
         if cls is None:
             raise ValueError(f"model {preset.name!r}: family {preset.family!r} has no {what} pipeline")
-        key = (what, preset.family, preset.source)
+        key = (what, _key(preset))
         if key not in self._siblings:
             # from_pipe casts every (shared) module to its `dtype` argument, float32 unless given.
-            pipe = cls.from_pipe(self.text_to_image(preset), dtype=self.dtype)
+            pipe = cls.from_pipe(self.text_to_image(preset), dtype=self.dtype_for(preset))
             pipe.set_progress_bar_config(disable=True)  # from_pipe does not carry it over
             self._siblings[key] = pipe
         return self._siblings[key]
@@ -143,7 +161,7 @@ class PipelineCache:
     def scheduler_config(self, preset: ModelPreset) -> Any:
         """The scheduler config ``preset``'s model was saved with (its noise schedule)."""
         self.text_to_image(preset)
-        return self._scheduler_configs[(preset.family, preset.source)]
+        return self._scheduler_configs[_key(preset)]
 
     def preview_decoder(self, preset: ModelPreset) -> Any | None:
         """The TAESD decoder named by ``preset.preview``, or ``None`` when the preset has none."""

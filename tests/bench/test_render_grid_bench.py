@@ -56,16 +56,27 @@ def test_tiny_run_on_the_cpu_reports_every_field(tmp_path: Path) -> None:
     assert report["tiny"] is True and report["steps"] == 2 and report["runs"] == 1 and report["images"] == 4
     assert report["peak_tflops"] is None  # the bf16 limit is a GPU's
     assert {"python", "torch", "diffusers", "transformers"} <= set(report["versions"])
-    assert [m["name"] for m in report["models"]] == ["sd15", "sdxl"]
+    assert [m["name"] for m in report["models"]] == ["sd15", "sdxl", "flux", "zimage"]
     for model in report["models"]:
+        unet = model["family"] in ("sd15", "sdxl")
         assert set(model) == MODEL_FIELDS
         assert model["note"] is None and model["width"] == model["height"] == 128
         assert model["load_s"] > 0 and model["build_s"] > 0 and model["weights_gib"] is None
-        assert model["flops"]["grid"] > 0 and model["params"]["unet"] > 0
-        assert [v["name"] for v in model["variants"]] == ["default", "channels_last", "batch1x4"]
+        assert model["flops"]["grid"] > 0 and model["params"]["unet" if unet else "transformer"] > 0
+        assert model["flops"]["passes"] == (2 if unet else 1)
+        names = [v["name"] for v in model["variants"]]
+        if unet:
+            assert names == ["default", "channels_last", "batch1x4", "diffusers", "fastpath"]
+        else:
+            assert names == ["default", "channels_last", "batch1x4", "fastpath", "offload-model",
+                             "offload-sequential", "quantize-fp8"]
+            skipped = {v["name"]: v["note"] for v in model["variants"] if v["note"]}
+            assert skipped == {"channels_last": "UNets only (the fastpath variant compiles a DiT's blocks)",
+                               **{name: "skipped: memory modes are measured on a GPU" for name in names[4:]}}
         for variant in model["variants"]:
             assert set(variant) == VARIANT_FIELDS
-            assert variant["note"] is None, variant["note"]
+            if variant["note"] is not None:
+                continue
             assert len(variant["runs_s"]) == len(variant["gpu_s"]) == 1
             for key in ("warmup_s", "median_s", "p90_s", "images_per_s", "vs_default", "achieved_tflops"):
                 assert variant[key] > 0, key
@@ -98,6 +109,27 @@ def test_full_size_configs_are_the_published_models(tmp_path: Path) -> None:
     assert tflop(sdxl, "unet_forward_per_image") == pytest.approx(6.76, rel=0.01)
     assert tflop(sdxl, "vae_decode_per_image") == pytest.approx(10.5, rel=0.01)
     assert tflop(sdxl, "grid") == pytest.approx(1665, rel=0.01)
+
+
+def test_the_new_families_full_size_configs_count_as_the_issue_says(tmp_path: Path) -> None:
+    """FLUX.1 (11.90 B) at 1024 px with 512 T5 tokens: 74.4 TFLOP a forward; Z-Image (6.15 B): 62.5 (issue 14)."""
+    out = tmp_path / "flops.json"
+    done = run_bench("--flops-only", "--models", "flux,zimage", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    models = json.loads(out.read_text())["models"]
+    flux, zimage = models["flux"], models["zimage"]
+    assert flux["unet_params_m"] == flux["published_unet_params_m"] == 11901.41
+    assert zimage["unet_params_m"] == zimage["published_unet_params_m"] == 6154.91
+    assert round(flux["params"]["text_encoder_2"] / 1e9, 2) == 4.76  # T5-XXL's encoder
+    assert round(zimage["params"]["text_encoder"] / 1e9, 2) == 4.02  # Qwen3 4B
+    assert float(flux["flops"]["unet_forward_per_image"]) / 1e12 == pytest.approx(74.4, rel=0.002)
+    assert float(zimage["flops"]["unet_forward_per_image"]) / 1e12 == pytest.approx(62.5, rel=0.002)
+    # Default steps, no guidance pass (distilled), 4 images; the VAE decode on top of the issue's 8,331 / 2,000.
+    assert (flux["flops"]["steps"], flux["flops"]["passes"], zimage["flops"]["steps"]) == (28, 1, 8)
+    denoise = {name: 28 * 4 * 74.4e12 if name == "flux" else 8 * 4 * 62.5e12 for name in models}
+    for name, model in models.items():
+        assert model["flops"]["grid"] == pytest.approx(denoise[name] + 4 * model["flops"]["vae_decode_per_image"],
+                                                       rel=0.002)
 
 
 def test_random_pipeline_writer_goes_through_the_worker_path(bench: ModuleType, tmp_path: Path) -> None:
