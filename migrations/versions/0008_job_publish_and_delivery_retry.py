@@ -6,8 +6,8 @@ re-publishes only jobs with no message, or whose broker lost its data since. ``d
 ``delivery_retry_at``, ``delivery_error``: a delivery that failed for a transient reason waits (exponential
 backoff) without blocking newer ones; a permanent failure is recorded once and not retried.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 09:40:00.000000
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0006'
-down_revision: str | Sequence[str] | None = '0005'
+revision: str = '0008'
+down_revision: str | Sequence[str] | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
