@@ -46,13 +46,7 @@ def _rows(model: Any, *conditions: Any) -> Any:
 async def reply(fake: FakeDiscord, command: str, options: dict[str, Any] | None = None, **kwargs: Any) -> str:
     """Run a command; the text of its ephemeral answer."""
     interaction = await fake.slash_command(command, options or {}, **kwargs)
-    ack = await interaction.wait_ack()
-    if ack.type == 5:
-        message = await interaction.wait_original(lambda m: bool(m.get("content")))
-        assert message["flags"] & EPHEMERAL, message
-        return str(message["content"])
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL, ack
-    return str(ack.data["content"])
+    return str((await ephemeral_answer(interaction))["content"])
 
 
 async def click_reply(fake: FakeDiscord, message: dict[str, Any], custom_id: str, *, user: FakeUser,
