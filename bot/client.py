@@ -15,6 +15,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.acks import TRY_AGAIN, is_outage, refuse
 from bot.components import JobButton
 from bot.delivery import Delivery
 from bot.gateway import drop_malformed_events
@@ -55,14 +56,14 @@ class ImagineBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
                          tree_cls=GuardedTree, **options)
         self.services = services
-        self.delivery = Delivery(self)
+        self.delivery = Delivery(self, services)
         drop_malformed_events(self._connection.parsers)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(JobButton, AppealButton)
+        self.add_dynamic_items(AppealButton)  # JobButton: the buttons feature registers it
         self.tree.error(self.on_app_command_error)
         guild_id = self.services.settings.discord_guild_id
         if guild_id is not None:
@@ -80,15 +81,6 @@ class ImagineBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); serving %d guilds", self.user, self.application_id, len(self.guilds))
 
-    async def handle_job_button(self, interaction: discord.Interaction[ImagineBot], button: JobButton) -> None:
-        """A click on a job's button: handled by the buttons feature (``bot.cogs.buttons``)."""
-        # By name: load_extension executes the module afresh, so its classes are not the ones imported here.
-        on_click = getattr(self.get_cog("Buttons"), "on_click", None)
-        if on_click is None:
-            await interaction.response.send_message("Buttons are not available right now.", ephemeral=True)
-            return
-        await on_click(interaction, button)
-
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
@@ -103,15 +95,13 @@ class ImagineBot(commands.Bot):
         elif isinstance(error, app_commands.CommandSignatureMismatch | app_commands.TransformerError):
             log.info("command %r from %s did not match its declaration: %s", name, interaction.user.id, error)
             message = MALFORMED
+        elif is_outage(error):
+            log.warning("command %r from %s: a service is unreachable (%s)", name, interaction.user.id,
+                        error.__cause__ or error)
+            message = TRY_AGAIN
         else:
             log.error("command %r failed", name, exc_info=error)
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(message, ephemeral=True)
-            else:
-                await interaction.response.send_message(message, ephemeral=True)
-        except discord.HTTPException:
-            pass
+        await refuse(interaction, message)
 
     async def close(self) -> None:
         await self.delivery.stop()

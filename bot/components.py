@@ -5,21 +5,20 @@ so a click on a message posted before a restart still dispatches: the class is r
 ``Client.add_dynamic_items`` at start-up and rebuilt from the custom_id (see discord.py's
 ``examples/views/dynamic_counter.py``). The template takes every ``job:`` custom_id, well-formed or not, so
 that a forged or stale one is answered (ephemerally) instead of silently failing.
+
+A click is handed on as the client event ``job_button`` (``Client.dispatch``), which the buttons feature
+(``bot.cogs.buttons``) listens to; it also registers the class. So this module knows no client or cog.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.guard import allow_click
 from domain.actions import Action, ButtonError, ButtonRef
-
-if TYPE_CHECKING:
-    from bot.client import ImagineBot
 
 __all__ = ["Action", "JobButton", "cancel_view", "grid_view", "upscale_view"]
 
@@ -27,7 +26,7 @@ TEMPLATE = re.compile(r"job:.*", re.DOTALL)
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """One button of a job message. Clicks are handled by the buttons feature (``bot.cogs.buttons``).
+    """One button of a job message. A click is dispatched as ``on_job_button(interaction, button)``.
 
     ``ref`` is the button's parsed state; it is None for a ``job:`` custom_id this bot did not make,
     and ``error`` then says so.
@@ -61,11 +60,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLAT
         except ButtonError as error:
             return cls(None, custom_id=custom_id, error=str(error))
 
-    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
-        return await allow_click(interaction)  # the member's rate limit (bot.ratelimit)
-
-    async def callback(self, interaction: discord.Interaction[ImagineBot]) -> None:  # type: ignore[override]
-        await interaction.client.handle_job_button(interaction, self)
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        interaction.client.dispatch("job_button", interaction, self)
 
 
 def cancel_view(job_id: int) -> discord.ui.View:

@@ -50,7 +50,7 @@ from inference.joblog import job_logging
 from inference.storage import ImageNotFoundError
 
 if TYPE_CHECKING:
-    from bot.client import ImagineBot
+    from bot.services import BotServices
 
 __all__ = ["Delivery", "attachment_stem", "job_view", "load_job"]
 
@@ -199,9 +199,9 @@ class _Shown:
 class Delivery:
     """Listens for job events and keeps every job's Discord message up to date."""
 
-    def __init__(self, bot: ImagineBot, *, workers: int = 4) -> None:
+    def __init__(self, bot: discord.Client, services: BotServices, *, workers: int = 4) -> None:
         self.bot = bot
-        self.services = bot.services
+        self.services = services
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._pending: set[int] = set()
         self._locks: dict[int, _JobLock] = {}

@@ -1,11 +1,12 @@
-"""The first thing every slash command meets: hostile or broken input, and the member's rate limit.
+"""The first thing every slash command meets: hostile or broken input.
 
 Discord checks option types, lengths, ranges and choices before it sends a command, but a forged or
 stale payload (a client with an old command list, a bot-hunting script) gets none of those checks, and
 discord.py passes what it receives on. :class:`GuardedTree` checks each command's raw options against the
-command's own declaration (:func:`option_problem`), answers an unknown command, and applies the member's
-rate limit (:mod:`bot.ratelimit`), all before the command runs: the answer is ephemeral, says what to
-change, and nothing is written.
+command's own declaration (:func:`option_problem`) and answers an unknown command, before the command runs:
+the answer is ephemeral, says what to change, and nothing is written. These checks are pure (no database, no
+Redis), so they come before the acknowledgement; the member's rate limit, a Redis call, comes right after it
+(:func:`bot.acks.acknowledge`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ import discord
 from discord import app_commands
 from discord.enums import AppCommandOptionType as OptionType
 
-from domain.errors import SlowDownError
-
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "UNKNOWN_BUTTON",
     "UNKNOWN_COMMAND",
     "GuardedTree",
-    "allow_click",
     "answer_unknown_component",
     "option_problem",
 ]
@@ -139,8 +137,8 @@ def option_problem(command: app_commands.Command[Any, ..., Any], data: Mapping[s
 
 
 class GuardedTree(app_commands.CommandTree[Any]):
-    """A command tree that refuses unknown commands, ill-formed options and members over their rate
-    limit before any command runs (see the module docstring)."""
+    """A command tree that refuses unknown commands and ill-formed options before any command runs (see
+    the module docstring)."""
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.type is not discord.InteractionType.application_command:
@@ -159,15 +157,10 @@ class GuardedTree(app_commands.CommandTree[Any]):
         if problem is not None:
             log.info("/%s from %s refused: %s", command.qualified_name, interaction.user.id, problem)
             return await self._refuse(interaction, problem)
-        return await _within_rate_limit(interaction)
+        return True
 
     async def _refuse(self, interaction: discord.Interaction[Any], text: str) -> bool:
         return await _refuse(interaction, text)
-
-
-async def allow_click(interaction: discord.Interaction[Any]) -> bool:
-    """The rate limit for a button click (a component's ``interaction_check``); False: refused, answered."""
-    return await _within_rate_limit(interaction)
 
 
 async def answer_unknown_component(interaction: discord.Interaction[Any], templates: Sequence[re.Pattern[str]]) -> None:
@@ -194,15 +187,6 @@ def _custom_ids(components: Sequence[Any]) -> set[str]:
         accessory = getattr(component, "accessory", None)
         found |= _custom_ids([*children, *([accessory] if accessory is not None else [])])
     return found
-
-
-async def _within_rate_limit(interaction: discord.Interaction[Any]) -> bool:
-    try:
-        await interaction.client.services.limiter.check(interaction.user.id)
-    except SlowDownError as error:
-        log.info("%s slowed down (%.1fs)", interaction.user.id, error.retry_after_s)
-        return await _refuse(interaction, str(error))
-    return True
 
 
 async def _refuse(interaction: discord.Interaction[Any], text: str) -> bool:

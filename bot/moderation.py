@@ -6,7 +6,7 @@ The rules are :mod:`domain.moderation`; the rows :mod:`db.moderation`. ``/imagin
 :func:`check_prompts` after parsing, with the filter loaded along with the member's account (no extra
 round trip), and answers a :class:`~domain.errors.PromptBlockedError` with :func:`refuse_prompt`: the
 ephemeral refusal is sent first, then the audit row is written (keyed by the interaction, which the
-Appeal button names), so the answer never waits for the database.
+Appeal button names).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.guard import allow_click
+from bot.acks import acknowledge, refuse
 from db import moderation as moderation_db
 from db.models import Job, ModerationEvent
 from domain.actions import ButtonError
@@ -80,7 +80,7 @@ async def refuse_prompt(services: BotServices, interaction: discord.Interaction[
     """Answer a blocked prompt (ephemeral, with Appeal), then write it to the audit log."""
     view = discord.ui.View(timeout=None)
     view.add_item(AppealButton(interaction.id))
-    await interaction.response.send_message(str(blocked), view=view, ephemeral=True)
+    await refuse(interaction, str(blocked), view=view)
     log.info("prompt of %s blocked in %s (%r)", interaction.user.id, interaction.guild_id, blocked.term)
     await services.db.run(
         moderation_db.record_event, kind="prompt_blocked", user_id=interaction.user.id,
@@ -103,11 +103,9 @@ class AppealButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"ap
     ) -> AppealButton:
         return cls(int(match["id"]))
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        return await allow_click(interaction)
-
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await acknowledge(interaction, "appeal"):
+            return
         services: BotServices = interaction.client.services
         outcome = await services.db.run(moderation_db.appeal, interaction_id=self.interaction_id,
                                         user_id=interaction.user.id)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.accounts import estimates, load_account
+from bot.acks import refuse
 from bot.render import JobView, job_placeholder
 from db import jobs as jobs_db
 from db import submission as submission_db
@@ -137,11 +138,7 @@ async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: lis
                 await interaction.followup.delete_message(message_id)
             except discord.HTTPException:
                 log.debug("placeholder %s already gone", message_id)
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException:
-        log.debug("original response of %s already gone", interaction.id)
-    await interaction.followup.send(text, ephemeral=True)
+    await refuse(interaction, text)  # deletes the public "thinking" message first
 
 
 def is_age_restricted(channel: Any) -> bool:

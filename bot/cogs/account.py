@@ -1,7 +1,8 @@
 """A member's account: ``/info``, ``/fast``, ``/relax``, ``/turbo``, ``/settings``, ``/subscribe``; and the
 gateway's entitlement events, which keep Discord premium subscriptions current in the database.
 
-Every answer is ephemeral: it is about the member who asked.
+Every answer is ephemeral: it is about the member who asked. Each command is acknowledged (an ephemeral
+"thinking…") before it reads anything; its answer replaces that.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from discord.ext import commands
 from sqlalchemy.orm import Session
 
 from bot.accounts import entitlement_info, load_account, requester_of
+from bot.acks import acknowledge, refuse
 from bot.cogs.imagine import ASPECTS
 from db import plans as plans_db
 from db.models import Job
@@ -144,6 +146,11 @@ class AccountCog(commands.Cog, name="Account"):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
+        """Every command here: acknowledged first, then the member's rate limit (``bot.acks``)."""
+        return await acknowledge(interaction, interaction.command.name if interaction.command else "account") \
+            is not None
+
     async def _account(self, interaction: discord.Interaction[ImagineBot]) -> Account:
         return await load_account(self.bot.services, interaction)
 
@@ -157,18 +164,17 @@ class AccountCog(commands.Cog, name="Account"):
         services = self.bot.services
         info = await services.db.run(_load_info, requester=requester_of(interaction), book=services.plans,
                                      now=datetime.now(UTC))
-        await interaction.response.send_message(info_content(info), ephemeral=True)
+        await interaction.followup.send(info_content(info), ephemeral=True)
 
     async def _lane(self, interaction: discord.Interaction[ImagineBot], lane: Lane) -> None:
         account = await self._account(interaction)
         try:
             check_lane_allowed(lane, account.plan)
         except NotAllowedError as error:
-            await interaction.response.send_message(str(error), ephemeral=True)
+            await refuse(interaction, str(error))
             return
         account = await self._set(interaction, lane=lane.value)
-        await interaction.response.send_message(_LANE_TEXT[lane].format(left=format_ms(account.left_ms)),
-                                                ephemeral=True)
+        await interaction.followup.send(_LANE_TEXT[lane].format(left=format_ms(account.left_ms)), ephemeral=True)
 
     @app_commands.command(name="fast", description="Run your jobs in fast mode (uses your fast time)")
     async def fast(self, interaction: discord.Interaction[ImagineBot]) -> None:
@@ -229,11 +235,11 @@ class AccountCog(commands.Cog, name="Account"):
             if remix is not None:
                 changes["remix"] = remix
         except DomainError as error:
-            await interaction.response.send_message(str(error), ephemeral=True)
+            await refuse(interaction, str(error))
             return
         if changes:
             account = await self._set(interaction, **changes)
-        await interaction.response.send_message(settings_content(account), ephemeral=True)
+        await interaction.followup.send(settings_content(account), ephemeral=True)
 
     @settings.autocomplete("model")
     async def model_autocomplete(
@@ -250,9 +256,9 @@ class AccountCog(commands.Cog, name="Account"):
             content += f"\nYour fast time {renewal_text(account.resolved.period)}."
         view = subscribe_view(services.plans)
         if view is None:
-            await interaction.response.send_message(content, ephemeral=True)
+            await interaction.followup.send(content, ephemeral=True)
         else:
-            await interaction.response.send_message(content, view=view, ephemeral=True)
+            await interaction.followup.send(content, view=view, ephemeral=True)
 
     # -- Discord premium subscriptions -------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """``/admin``: grants of plans, role plans, a member's usage, bans, the content filter, the image policy and
 the moderation log. For server managers and operators only (see ``bot/checks.py``): a server's managers
 act in that server only, on its members; the operators everywhere. Every answer is ephemeral, every
-refusal changes nothing."""
+refusal changes nothing. Each is acknowledged before anything else (``Admin.interaction_check``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.acks import acknowledge
 from bot.checks import AdminScope, admin_scope, is_admin
 from bot.moderation import event_line
 from db import moderation as moderation_db
@@ -79,8 +80,13 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Plans, usa
         self.bot = bot
         super().__init__()
 
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
+        """Every admin command: acknowledged first (then its ``is_admin`` check and the rate limit)."""
+        name = interaction.command.qualified_name if interaction.command else "admin"
+        return await acknowledge(interaction, name.replace(" ", "_")) is not None
+
     async def _reply(self, interaction: discord.Interaction[ImagineBot], text: str) -> None:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     def _scope(self, interaction: discord.Interaction[ImagineBot]) -> AdminScope:
         return admin_scope(interaction, self.bot.services.settings.admins)

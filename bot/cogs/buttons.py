@@ -17,7 +17,7 @@ refunded, a running one stops at its worker's next step (then refunded); its mes
 A click, answered within Discord's 3 seconds:
 
 1. a custom_id this bot did not make: an ephemeral message at once;
-2. acknowledge (a deferred update: nothing shows yet);
+2. acknowledge (a deferred update: nothing shows yet), then the member's rate limit (``bot.acks``);
 3. read the parent job and image; refuse a job of another channel or someone else's stealth job, one that
    failed, was cancelled or is gone, a tile out of range, an image no longer stored (ephemerally: no job,
    no charge);
@@ -33,12 +33,14 @@ A click, answered within Discord's 3 seconds:
 
 Custom Zoom and Vary (Region), and with Remix on the buttons that redraw, answer with a modal instead
 (:mod:`bot.cogs.canvas`); its submit comes back here (:meth:`Buttons.submit_edited`) for steps 3 to 6.
+
+This feature registers :class:`~bot.components.JobButton` (``add_dynamic_items``) when it loads, and takes
+its clicks as the client event ``job_button``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -50,8 +52,8 @@ from discord.ext import commands
 from sqlalchemy.orm import Session
 
 from bot.accounts import load_account, precheck
-from bot.components import grid_view
-from bot.metrics import observe_ack
+from bot.acks import TRY_AGAIN, acknowledge, is_outage, refuse
+from bot.components import JobButton, grid_view
 from bot.moderation import Clicker, check_click
 from bot.render import Recipe, canvas_label, job_detail, recipe_content
 from bot.submission import new_job, placeholder, submit_jobs
@@ -78,7 +80,6 @@ from domain.spec import MAX_SEED, JobKind, JobSpec, JobState
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
-    from bot.components import JobButton
 
 __all__ = ["Buttons"]
 
@@ -226,7 +227,14 @@ class Buttons(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
-    async def on_click(self, interaction: discord.Interaction[ImagineBot], button: JobButton) -> None:
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(JobButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(JobButton)
+
+    @commands.Cog.listener()
+    async def on_job_button(self, interaction: discord.Interaction[ImagineBot], button: JobButton) -> None:
         """A click on a :class:`~bot.components.JobButton`. Must answer within 3 seconds."""
         if button.ref is None:
             await interaction.response.send_message(button.error or "That button doesn't work.", ephemeral=True)
@@ -238,11 +246,9 @@ class Buttons(commands.Cog):
             opens_modal = getattr(canvas, "open_modal", None)
             if opens_modal is not None and await opens_modal(interaction, ref):
                 return
-        if ref.action is Action.RECIPE:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-        else:
-            await interaction.response.defer()  # acknowledged; the job's own message follows
-        observe_ack(interaction, "button")
+        # The recipe answers in a message of its own; other clicks with the job's own message.
+        if not await acknowledge(interaction, "button", "ephemeral" if ref.action is Action.RECIPE else "update"):
+            return
         if ref.action is Action.RECIPE:
             await self._answering(interaction, ref, self._send_recipe(interaction, ref))
         elif ref.action is Action.CANCEL:
@@ -266,11 +272,15 @@ class Buttons(commands.Cog):
         try:
             await work
         except DomainError as error:  # ButtonError, or a refusal by the member's plan
-            await interaction.followup.send(str(error), ephemeral=True)
-        except Exception:
+            await refuse(interaction, str(error))
+        except Exception as error:
+            if is_outage(error):
+                log.warning("click on %s by %s: a service is unreachable (%s)", ref.custom_id, interaction.user.id,
+                            error)
+                await refuse(interaction, TRY_AGAIN)
+                return
             log.exception("click on %s by %s failed", ref.custom_id, interaction.user.id)
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
+            await refuse(interaction, SOMETHING_WRONG)
 
     async def _send_recipe(self, interaction: discord.Interaction[ImagineBot], ref: ButtonRef) -> None:
         await interaction.followup.send(await self._recipe(ref, Clicker.of(interaction)), ephemeral=True)

@@ -11,6 +11,7 @@ Custom Zoom or Vary (Region) click is told to try again, and a Remix-able click 
 - **Remix** (``/settings remix``): V1–V4, 🔄, Vary (Strong/Subtle), Zoom Out, Make Square and the pans open
   the prompt, with its parameters, to edit before the job starts.
 
+Opening a modal takes no rate-limit token; its submit does, right after it is acknowledged.
 The submit is checked before it is acknowledged: an empty or unreadable prompt, a zoom out of range, a
 region of nothing or everything gets an ephemeral message and no job. Then the button's own path makes the
 job (:meth:`bot.cogs.buttons.Buttons.submit_edited`) with what the modal added (:class:`domain.actions.Edit`).
@@ -31,6 +32,7 @@ import discord
 from discord.ext import commands
 from sqlalchemy.orm import Session
 
+from bot.acks import TRY_AGAIN, acknowledge, is_outage, refuse
 from db import jobs as jobs_db
 from db.models import User
 from domain.actions import Action, ButtonError, ButtonRef, Edit, source_index
@@ -169,17 +171,18 @@ class JobModal(discord.ui.Modal):
         except (PromptError, CanvasError) as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        await interaction.response.defer()  # acknowledged; the job's own message follows
+        if not await acknowledge(interaction, "modal", "update"):  # the job's own message follows
+            return
         buttons: Any = interaction.client.get_cog("Buttons")
         await buttons.submit_edited(interaction, self.ref, edit)
 
     async def on_error(self, interaction: discord.Interaction[ImagineBot], error: Exception) -> None:  # type: ignore[override]
+        if is_outage(error):
+            log.warning("modal %s: a service is unreachable (%s)", self.custom_id, error)
+            await refuse(interaction, TRY_AGAIN)
+            return
         log.error("modal %s failed", self.custom_id, exc_info=error)
-        message = "Something went wrong on our side. Please try again in a moment."
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
+        await refuse(interaction, "Something went wrong on our side. Please try again in a moment.")
 
 
 class Canvas(commands.Cog):

@@ -10,13 +10,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import load_account, parse_for_member, precheck
-from bot.metrics import observe_ack
+from bot.acks import TRY_AGAIN, acknowledge, is_outage, refuse
 from bot.moderation import check_prompts, refuse_prompt
 from bot.submission import new_job, placeholder, submit_jobs, withdraw
 from domain.catalog import SCHEDULERS
 from domain.errors import PromptBlockedError, PromptError, RefusedError
 from domain.params import CFG_RANGE, CHAOS_RANGE, REPEAT_RANGE, STEPS_RANGE, STOP_RANGE, STYLIZE_RANGE
-from domain.prompt import MAX_INPUT_CHARS, PromptOptions
+from domain.prompt import MAX_INPUT_CHARS, PromptOptions, parse_prompt
 from domain.spec import MAX_SEED, JobKind
 
 if TYPE_CHECKING:
@@ -98,6 +98,14 @@ class Imagine(commands.Cog):
                                 chaos=chaos, quality=quality, stop=stop, tile=tile or None, raw=raw or None,
                                 repeat=repeat, steps=steps, cfg=cfg, sampler=sampler, lora=lora)
         try:
+            parse_prompt(prompt, catalog, options)  # the member's own mistakes: answered at once
+        except PromptError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        ack = await acknowledge(interaction, "imagine", "public")
+        if ack is None:
+            return
+        try:
             # The member's plan, settings and fast time; what they would be refused is refused now, cheaply.
             account = await load_account(services, interaction)
             precheck(account, [])
@@ -110,13 +118,11 @@ class Imagine(commands.Cog):
         except PromptBlockedError as blocked:  # ephemeral, with an Appeal button; written to the audit log
             await refuse_prompt(services, interaction, blocked)
             return
-        except (PromptError, RefusedError) as error:
-            await interaction.response.send_message(str(error), ephemeral=True)
+        except (PromptError, RefusedError) as error:  # the member's defaults or plan (their cap on jobs)
+            await refuse(interaction, str(error))
             return
 
-        response = await interaction.response.defer(thinking=True)
-        observe_ack(interaction, "imagine")
-        message_ids: list[int | None] = [response.message_id if response else None]
+        message_ids: list[int | None] = [ack.message_id]
         prompts = parsed.canonicals
         if len(parsed.specs) > 1:
             # One message per job. The first follow-up after a defer would replace the "thinking" message,
@@ -138,6 +144,12 @@ class Imagine(commands.Cog):
             results = await submit_jobs(services, new_jobs, interaction, account=account, lane=lane)
         except RefusedError as error:  # the submit transaction saw what the snapshot did not (a race)
             await withdraw(interaction, message_ids[1:], str(error))
+            return
+        except Exception as error:  # rolled back: nothing was written
+            if not is_outage(error):
+                raise
+            log.warning("/imagine of %s: a service is unreachable (%s)", interaction.user.id, error)
+            await withdraw(interaction, message_ids[1:], TRY_AGAIN)
             return
         for job, _created, _position in results:
             self.bot.delivery.wake(job.id)

@@ -6,7 +6,8 @@
   (refunded), a running one at its worker's next step (refunded then), as the Cancel button does.
 - ``/queue`` lists their queued and running jobs with their positions and ETAs.
 
-Each answer is deferred first (nothing reads the database before Discord has its acknowledgement).
+Each command is acknowledged first (an ephemeral "thinking…"), then the member's rate limit applies
+(``bot.acks``); nothing reads the database before Discord has its acknowledgement.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 from sqlalchemy.orm import Session
 
+from bot.acks import acknowledge
 from bot.delivery import load_job
 from bot.limits import MAX_CONTENT, shorten_middle
 from bot.render import format_eta
@@ -115,11 +117,13 @@ class Jobs(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
 
+    async def interaction_check(self, interaction: discord.Interaction[ImagineBot], /) -> bool:  # type: ignore[override]
+        return await acknowledge(interaction, interaction.command.name if interaction.command else "jobs") is not None
+
     @app_commands.command(name="show", description="Post one of your jobs again, with fresh buttons")
     @app_commands.describe(job="The job's id (in its Recipe, or in /queue)")
     async def show(self, interaction: discord.Interaction[ImagineBot],
                    job: app_commands.Range[int, 1, _MAX_ID]) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         services = self.bot.services
         loaded = await services.db.run(load_job, job_id=job)
         if loaded is None or not may_show(owner_id=loaded.job.user_id, stealth=loaded.job.stealth,
@@ -139,7 +143,6 @@ class Jobs(commands.Cog):
     @app_commands.describe(job="The job's id (see /queue); leave it out to cancel all your jobs")
     async def cancel(self, interaction: discord.Interaction[ImagineBot],
                      job: app_commands.Range[int, 1, _MAX_ID] | None = None) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.services.db.run(_cancel, user_id=interaction.user.id, job_id=job)
         if result is None:
             await interaction.followup.send(NOT_FOUND.format(job_id=job), ephemeral=True)
@@ -150,7 +153,6 @@ class Jobs(commands.Cog):
 
     @app_commands.command(name="queue", description="Your queued and running jobs, with positions and ETAs")
     async def queue(self, interaction: discord.Interaction[ImagineBot]) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         rows = await self.bot.services.db.run(queue_db.member_queue, user_id=interaction.user.id,
                                               now=datetime.now(UTC))
         lines = [_job_line(job.id, job.prompt, job.lane, job.state, place, job.progress_step, job.progress_total,

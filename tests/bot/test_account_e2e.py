@@ -16,7 +16,7 @@ from bot.checks import NOT_ADMIN
 from bot.client import ImagineBot
 from db.models import Entitlement, Grant, Job, RolePlan
 from tests.fakediscord import FakeDiscord, FakeUser
-from tests.support.messages import shows_result
+from tests.support.messages import ephemeral_answer, shows_result
 from tests.support.waiting import eventually
 
 GRID_TIMEOUT = 90.0
@@ -37,13 +37,7 @@ async def ephemeral_reply(fake: FakeDiscord, command: str, options: dict[str, An
                           **kwargs: Any) -> str:
     """Run a command; return the text of its ephemeral answer."""
     interaction = await fake.slash_command(command, options or {}, **kwargs)
-    ack = await interaction.wait_ack()
-    if ack.type == 5:  # deferred: the answer is the first follow-up
-        message = await interaction.wait_original(lambda m: bool(m.get("content")))
-        assert message["flags"] & EPHEMERAL, message
-        return str(message["content"])
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL, ack
-    return str(ack.data["content"])
+    return str((await ephemeral_answer(interaction))["content"])
 
 
 async def grant(fake: FakeDiscord, user: FakeUser, plan: str) -> None:

@@ -78,7 +78,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
 
 def make_delivery(world: World, *, interval: float = 0.0) -> Delivery:
     services = SimpleNamespace(db=world, store=world.store, settings=SimpleNamespace(progress_interval_s=interval))
-    return Delivery(SimpleNamespace(services=services))  # type: ignore[arg-type]
+    return Delivery(SimpleNamespace(), services)  # type: ignore[arg-type]
 
 
 async def test_a_progress_edit_in_flight_when_the_job_finishes_lands_before_the_final_message(world: World) -> None:

@@ -19,11 +19,10 @@ from imagine.settings import Settings
 from inference.runner import BLOCKED
 from tests.bot.conftest import running_bot
 from tests.fakediscord import FakeDiscord
-from tests.support.messages import shows_result
+from tests.support.messages import ephemeral_answer, shows_result
 from tests.support.safety import write_safety_model
 from tests.support.services import SESSION_KEY_PREFIX, WorkerProcess, start_worker
 
-EPHEMERAL = 64
 RESULT_TIMEOUT = 300.0
 
 
@@ -50,9 +49,7 @@ def _job(user_id: int) -> Any:
 
 async def _reply(fake: FakeDiscord, command: str, options: dict[str, Any], **kwargs: Any) -> str:
     interaction = await fake.slash_command(command, options, **kwargs)
-    ack = await interaction.wait_ack()
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL, ack
-    return str(ack.data["content"])
+    return str((await ephemeral_answer(interaction))["content"])
 
 
 async def test_flagged_grids_are_spoilered_or_blocked_as_the_channel_says(

@@ -20,6 +20,7 @@ from db.models import Ban, Grant, Job, ModerationEvent
 from db.moderation import job_visible_to
 from domain.actions import NOT_OURS
 from tests.fakediscord import FakeChannel, FakeDiscord, FakeGuild, FakeUser
+from tests.support.messages import ephemeral_answer
 from tests.support.waiting import eventually
 
 EPHEMERAL = 64
@@ -45,13 +46,7 @@ def _rows(model: Any, *conditions: Any) -> Any:
 async def reply(fake: FakeDiscord, command: str, options: dict[str, Any] | None = None, **kwargs: Any) -> str:
     """Run a command; the text of its ephemeral answer."""
     interaction = await fake.slash_command(command, options or {}, **kwargs)
-    ack = await interaction.wait_ack()
-    if ack.type == 5:
-        message = await interaction.wait_original(lambda m: bool(m.get("content")))
-        assert message["flags"] & EPHEMERAL, message
-        return str(message["content"])
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL, ack
-    return str(ack.data["content"])
+    return str((await ephemeral_answer(interaction))["content"])
 
 
 async def click_reply(fake: FakeDiscord, message: dict[str, Any], custom_id: str, *, user: FakeUser,
@@ -164,11 +159,9 @@ async def test_a_blocked_prompt_is_refused_with_an_appeal_and_logged_for_this_se
 ) -> None:
     dora = fake.add_user(f"dora{next(_names)}")
     blocked = await fake.slash_command("imagine", {"prompt": "a n u d e w0man on the beach"}, user=dora)
-    ack = await blocked.wait_ack()
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL
-    assert ack.data["content"].startswith("Your prompt was blocked by this server's content filter: "
-                                          "it contains “nude”.")
-    refusal = await blocked.wait_original()
+    refusal = await ephemeral_answer(blocked)  # the public "thinking…" is gone: only dora sees why
+    assert refusal["content"].startswith("Your prompt was blocked by this server's content filter: "
+                                         "it contains “nude”.")
     [appeal_button] = [c for row in refusal["components"] for c in row["components"]]
     assert appeal_button["label"] == "Appeal" and appeal_button["custom_id"] == f"appeal:{blocked.id}"
     assert await bot.services.db.run(_count(Job, Job.user_id == dora.id)) == 0

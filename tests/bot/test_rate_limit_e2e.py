@@ -8,16 +8,15 @@ import re
 from imagine.settings import Settings
 from tests.bot.conftest import running_bot
 from tests.fakediscord import FakeDiscord
+from tests.support.messages import ephemeral_answer
 
-EPHEMERAL = 64
 SLOW_DOWN = re.compile(r"Slow down: you're sending commands faster than this bot allows\. Try again in (\d+) s\.")
 
 
 async def _answer(fake: FakeDiscord, command: str, **kwargs: object) -> str:
     interaction = await fake.slash_command(command, {}, **kwargs)  # type: ignore[arg-type]
-    ack = await interaction.wait_ack()
-    assert ack.type == 4 and ack.data["flags"] & EPHEMERAL, ack
-    return str(ack.data["content"])
+    assert (await interaction.wait_ack()).type == 5  # acknowledged before the rate limit's Redis call
+    return str((await ephemeral_answer(interaction))["content"])
 
 
 async def test_the_rate_limit_is_shared_by_two_bot_processes(fake: FakeDiscord, bot_settings: Settings) -> None:

@@ -1,0 +1,164 @@
+"""Time to acknowledgement under a burst: N ``/imagine`` at once from M members.
+
+The real bot (``ImagineBot``, the services ``imagine run`` builds) and a real ``imagine worker`` process
+serving a tiny random-weight model run against the loopback fake Discord (``tests/fakediscord``), which
+plays the members. All N commands are sent at once; for each, the fake records when the bot's first
+callback arrived after the interaction was created (Discord's 3-second deadline: a later one is refused,
+and the member sees "This interaction failed"). A probe on the bot's event loop sleeps 10 ms at a time and
+records how late it wakes: the loop's longest stall.
+
+    .venv/bin/python bench/ack_load.py --jobs 200 --members 50
+
+PostgreSQL and Redis: ``DATABASE_URL`` / ``REDIS_URL`` when set (a scratch database is created on that
+server and dropped afterwards), else embedded ones as ``imagine run`` starts. The fake Discord shares the
+bot's event loop, as in the tests, so its own work counts against the bot's figures (conservatively).
+Prints one JSON object; :func:`measure` returns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.client import ImagineBot
+from bot.services import BotServices
+from tests.fakediscord import FakeDiscord, run_client
+from tests.support.services import drop_database, make_settings, make_test_database, start_worker
+
+__all__ = ["measure"]
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANS = ROOT / "tests" / "bot" / "plans.toml"  # a roomy default plan: no member is refused for quota
+DEADLINE_S = 3.0
+_PROBE_S = 0.01
+
+
+@contextlib.contextmanager
+def _services(root: Path) -> Iterator[tuple[str, str]]:
+    """A fresh migrated database and a Redis URL: from the environment, else embedded."""
+    server = os.environ.get("DATABASE_URL")
+    name = f"imagine_bench_{uuid.uuid4().hex[:8]}"
+    embedded: list[Any] = []
+    if server is None:
+        from imagine.services import EmbeddedPostgres
+
+        pg_root = Path(tempfile.mkdtemp(prefix="imagine-bench-pg-"))
+        pg_root.chmod(0o755)
+        embedded.append(EmbeddedPostgres(pg_root / "data"))
+        server = embedded[-1].url
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url is None:
+        from imagine.services import EmbeddedRedis
+
+        embedded.append(EmbeddedRedis(root / "dump.rdb"))
+        redis_url = embedded[-1].url
+    try:
+        yield make_test_database(server, name), redis_url
+    finally:
+        drop_database(server, name)
+        for service in reversed(embedded):
+            service.stop()
+
+
+async def _probe(lags: list[float], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(_PROBE_S)
+        lags.append(loop.time() - before - _PROBE_S)
+
+
+@contextlib.asynccontextmanager
+async def _bot(jobs: int, root: Path, database_url: str, redis_url: str) -> AsyncIterator[FakeDiscord]:
+    from inference.tiny import write_tiny_model
+
+    models = write_tiny_model(root / "models")
+    (root / "data").mkdir()
+    async with FakeDiscord(interaction_deadline=DEADLINE_S) as fake:
+        settings = make_settings(
+            database_url=database_url, redis_url=redis_url, models_file=models, plans_file=PLANS,
+            data_dir=root / "data", discord_token=fake.bot_token, discord_api_base=fake.api_base,
+            discord_gateway_url=fake.gateway_url, command_burst=max(5, jobs), command_rate_per_minute=60.0,
+        )
+        worker = await asyncio.to_thread(start_worker, settings)
+        try:
+            services = BotServices.create(settings, database_url=database_url, broker_url=redis_url)
+            bot = ImagineBot(services, guild_ready_timeout=0.1)
+            async with run_client(bot, fake, redirect=False):
+                await bot.delivery.wait_listening()
+                yield fake
+        finally:
+            await asyncio.to_thread(worker.stop)
+
+
+async def measure(jobs: int, members: int) -> dict[str, Any]:
+    """Send ``jobs`` ``/imagine`` at once from ``members`` members; the acknowledgement times (ms: p50,
+    p99, max), how many missed Discord's 3 s, and the bot's longest event-loop stall (ms)."""
+    root = Path(tempfile.mkdtemp(prefix="imagine-bench-ack-"))
+    try:
+        with _services(root) as (database_url, redis_url):
+            async with _bot(jobs, root, database_url, redis_url) as fake:
+                users = [fake.add_user(f"member{n}") for n in range(members)]
+                # Warm up: the fake compiles Discord's OpenAPI description on its first request, the bot
+                # opens its pools. Neither is what a burst on a running bot meets.
+                warm = await fake.slash_command("imagine", {"prompt": "a warm-up"}, user=fake.add_user("warm"))
+                await warm.wait_original(lambda m: bool(m.get("content")), timeout=60)
+                lags: list[float] = []
+                stop = asyncio.Event()
+                probe = asyncio.create_task(_probe(lags, stop))
+                started = time.monotonic()
+                sent = await asyncio.gather(*(
+                    fake.slash_command("imagine", {"prompt": f"a lighthouse number {n}"}, user=users[n % members])
+                    for n in range(jobs)
+                ))
+                acks = await asyncio.gather(*(i.wait_ack(timeout=DEADLINE_S + 30) for i in sent),
+                                            return_exceptions=True)
+                # Let the answers after the acknowledgements land too: their work is what stalls the loop.
+                with contextlib.suppress(TimeoutError):
+                    await fake.wait_until(lambda: all(i.original and i.original.get("content") for i in sent),
+                                          timeout=120)
+                wall_s = time.monotonic() - started
+                stop.set()
+                await probe
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    delays = sorted(ack.delay * 1000 for ack in acks if not isinstance(ack, BaseException))
+    missed = sum(1 for ack in acks if isinstance(ack, BaseException) or ack.delay > DEADLINE_S)
+    return {
+        "jobs": jobs,
+        "members": members,
+        "p50_ms": round(statistics.median(delays), 1) if delays else None,
+        "p99_ms": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 1) if delays else None,
+        "max_ms": round(delays[-1], 1) if delays else None,
+        "missed": missed,
+        "loop_lag_max_ms": round(max(lags, default=0.0) * 1000, 1),
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--members", type=int, default=50)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(asyncio.run(measure(args.jobs, args.members))))
+
+
+if __name__ == "__main__":
+    main()
