@@ -94,11 +94,8 @@ async def test_a_killed_bot_delivers_every_running_job_once_after_its_restart(
             first.kill()  # no shutdown, no drain: the process is gone
             await first.wait()
             assert states.count(JobState.SUCCEEDED.value) < JOBS, "every job ended before the kill"
-
-            # The worker goes on; nobody tells the members meanwhile.
-            await eventually(lambda: _states(database, ids),
-                             lambda s: s == [JobState.SUCCEEDED.value] * JOBS, timeout=4 * TIMEOUT)
-
+        # Started again at once, as its supervisor would: jobs the old process committed but had not yet
+        # published are published by the new one's reaper; the others finished meanwhile or are still running.
         async with bot_process(bot_settings, fake, log):
             results = [await i.wait_original(finished, timeout=TIMEOUT) for i in interactions]
             click = await fake.click(grid, custom_id(grid, "U2"))

@@ -182,12 +182,13 @@ def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.Te
     reaper = Reaper(sessions, app, interval_s=REAPER_S, heartbeat_s=HEARTBEAT_S, max_attempts=MAX_ATTEMPTS)
     supervisor.start()
     reaper.start()
+    rig = Rig(settings, sessions, app, redis, supervisor, log, reaper)
     try:
         _wait_ready(log, 0)
-        yield Rig(settings, sessions, app, redis, supervisor, log, reaper)
+        yield rig
     finally:
         reaper.stop()
-        supervisor.stop()
+        rig.supervisor.stop()  # the tests replace it when they restart the worker
         output.close()
         engine.dispose()
         redis.stop()
