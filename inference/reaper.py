@@ -79,7 +79,7 @@ def reap(sessions: sessionmaker[Session], app: Celery, *, heartbeat_s: float, ma
 
 
 class Reaper(threading.Thread):
-    """Runs :func:`reap` every ``interval_s`` until :meth:`stop`; a failed pass (the database or Redis is
+    """Runs :func:`reap` at start and then every ``interval_s`` until :meth:`stop`; a failed pass (the database or Redis is
     away) is logged and the next one tries again."""
 
     def __init__(self, sessions: sessionmaker[Session], app: Celery, *, interval_s: float, heartbeat_s: float,
@@ -91,7 +91,11 @@ class Reaper(threading.Thread):
         self.passes = 0
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
+        # A pass at once, then every interval: a process that starts after a crash (its own, or of the
+        # process that committed jobs it never published) recovers them without waiting an interval.
+        wait = 0.0
+        while not self._stop_event.wait(wait):
+            wait = self.interval_s
             try:
                 reap(self.sessions, self.app, heartbeat_s=self.heartbeat_s, max_attempts=self.max_attempts)
             except Exception as exc:

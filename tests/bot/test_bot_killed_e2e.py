@@ -96,7 +96,8 @@ async def test_a_killed_bot_delivers_every_running_job_once_after_its_restart(
             assert states.count(JobState.SUCCEEDED.value) < JOBS, "every job ended before the kill"
         # Started again at once, as its supervisor would: jobs the old process committed but had not yet
         # published are published by the new one's reaper; the others finished meanwhile or are still running.
-        async with bot_process(bot_settings, fake, log):
+        # Its reaper passes every second (the other bot tests keep it idle).
+        async with bot_process(bot_settings.model_copy(update={"reaper_interval_s": 1.0}), fake, log):
             results = [await i.wait_original(finished, timeout=TIMEOUT) for i in interactions]
             click = await fake.click(grid, custom_id(grid, "U2"))
             ack = await click.wait_ack()

@@ -7,6 +7,7 @@ Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker pr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,10 +15,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 import pytest
@@ -26,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import jobs as jobs_db
-from db.models import Job, LedgerEntry
+from db.models import Image, Job, LedgerEntry
 from db.session import make_engine, make_sessionmaker
 from db.submission import submit_jobs
 from domain.plans import Period, PlanSource, ResolvedPlan, SourceKind, parse_plans
@@ -39,6 +41,7 @@ from inference.dispatch import publish, publish_jobs, stale_after
 from inference.reaper import Reaper
 from inference.runner import timeout_error
 from tests.support.factories import new_job, next_id, spec
+from tests.support.faultproxy import FaultProxy
 from tests.support.services import drop_database, make_settings, make_test_database, settings_env
 
 #: Starting a worker imports torch, which took minutes on this 2-core machine while other suites ran.
@@ -57,6 +60,7 @@ BOOK = parse_plans({
     },
 })
 PERIOD = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+T = TypeVar("T")
 RECEIVED = re.compile(r"Task imagine\.run_job\[[^\]]+\] received")
 
 
@@ -76,6 +80,33 @@ class Log:
         return self.text()[mark:]
 
 
+class ThreadedProxy:
+    """:class:`FaultProxy` on an event loop of its own thread, for these synchronous tests."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+        self.proxy = self._call(FaultProxy(url).start())
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
+
+    def url(self) -> str:
+        return self.proxy.url()
+
+    def cut(self) -> None:
+        self._call(self.proxy.cut())
+
+    def restore(self) -> None:
+        self._call(self.proxy.restore())
+
+    def stop(self) -> None:
+        self._call(self.proxy.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
 @dataclass
 class Rig:
     settings: Settings
@@ -85,6 +116,8 @@ class Rig:
     supervisor: Supervisor
     log: Log
     reaper: Reaper
+    #: The worker and the reaper reach PostgreSQL through it (the tests' own reads do not).
+    postgres: ThreadedProxy
 
     def restart_worker(self) -> None:
         """A new supervised worker (the previous one was stopped), ready when this returns."""
@@ -166,23 +199,26 @@ def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.Te
     name = f"imagine_faults_{uuid.uuid4().hex[:8]}"
     database_url = make_test_database(postgres_server_url, name)
     redis = EmbeddedRedis(root / "redis" / "dump.rdb")
+    postgres = ThreadedProxy(database_url)
     settings = make_settings(
-        database_url=database_url, redis_url=redis.url, models_file=tiny_models, data_dir=root,
+        database_url=postgres.url(), redis_url=redis.url, models_file=tiny_models, data_dir=root,
         heartbeat_s=HEARTBEAT_S, reaper_interval_s=REAPER_S, max_attempts=MAX_ATTEMPTS, job_timeout_s=JOB_TIMEOUT_S,
         worker_devices="cpu:0,cpu:1", worker_stop_grace_s=5,
     )
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
+    proxied_engine = make_engine(postgres.url())
     app = create_celery(redis.url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     log = Log(root / "worker.log")
     env = {**settings_env(settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     output = log.path.open("a")
     supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=env,
                             grace_s=settings.worker_stop_grace_s, output=output)
-    reaper = Reaper(sessions, app, interval_s=REAPER_S, heartbeat_s=HEARTBEAT_S, max_attempts=MAX_ATTEMPTS)
+    reaper = Reaper(make_sessionmaker(proxied_engine), app, interval_s=REAPER_S, heartbeat_s=HEARTBEAT_S,
+                    max_attempts=MAX_ATTEMPTS)
     supervisor.start()
     reaper.start()
-    rig = Rig(settings, sessions, app, redis, supervisor, log, reaper)
+    rig = Rig(settings, sessions, app, redis, supervisor, log, reaper, postgres)
     try:
         _wait_ready(log, 0)
         yield rig
@@ -191,6 +227,8 @@ def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.Te
         rig.supervisor.stop()  # the tests replace it when they restart the worker
         output.close()
         engine.dispose()
+        proxied_engine.dispose()
+        postgres.stop()
         redis.stop()
         drop_database(postgres_server_url, name)
 
@@ -385,3 +423,27 @@ def test_jobs_queued_when_redis_is_flushed_all_complete(rig: Rig) -> None:
     print(f"\n[redis flushed] 20 jobs re-published once each: {deliveries} task deliveries")
     assert deliveries == 20
     rig.report("redis flushed", ids)
+
+
+# 5. PostgreSQL gone for 10 s under load ---------------------------------------------------------------------
+
+
+def test_jobs_running_while_postgres_is_away_for_ten_seconds_all_complete_once(rig: Rig) -> None:
+    mark = rig.log.mark()
+    ids = [job_id for _ in range(3) for job_id in rig.submit(4, steps=30)]  # 3 members, 12 jobs
+    rig.wait(ids, lambda jobs: any(j.state == JobState.RUNNING and j.progress_step > 0 for j in jobs))
+    rig.postgres.cut()  # the workers and the reaper lose PostgreSQL: connections reset, new ones refused
+    time.sleep(10.0)  # the outage itself, not a wait for a result
+    rig.postgres.restore()
+    jobs = rig.wait_done(ids, timeout=300)
+    outage = rig.log.since(mark)
+    assert "could not record progress" in outage or "database unreachable" in outage, outage[-3000:]
+    assert all(j.state == JobState.SUCCEEDED for j in jobs), [(j.id, j.state, j.error) for j in jobs]
+    with rig.sessions() as session:
+        stored = session.execute(
+            select(func.count()).select_from(Image).where(Image.job_id.in_(ids))
+        ).scalar_one()
+    assert stored == 4 * len(ids)  # nothing half-written: every job has its four images, no more
+    ran_twice = sum(1 for j in jobs if j.attempts > 1)
+    print(f"\n[postgres away 10 s] ran twice {ran_twice} (a worker presumed gone when PostgreSQL came back)")
+    rig.report("postgres away 10 s", ids)
