@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from celery import Celery
@@ -43,14 +44,16 @@ class ReapReport:
     lost: int = 0
 
 
-def reap(sessions: sessionmaker[Session], app: Celery, *, heartbeat_s: float, max_attempts: int) -> ReapReport:
-    """One pass (see the module's docstring)."""
+def reap(sessions: sessionmaker[Session], app: Celery, *, heartbeat_s: float, max_attempts: int,
+         judge_heartbeats: bool = True) -> ReapReport:
+    """One pass (see the module's docstring). ``judge_heartbeats=False`` leaves running jobs alone: just
+    after PostgreSQL was unreachable every heartbeat looks stale, though the workers are computing still."""
     stale = stale_after(heartbeat_s)
     epoch = broker_epoch(app)
     failed: list[int] = []
     with sessions() as session, session.begin():
         lost = jobs_db.forget_lost_messages(session=session, epoch=epoch)
-        for job in jobs_db.stale(session=session, heartbeat_for=stale):
+        for job in jobs_db.stale(session=session, heartbeat_for=stale) if judge_heartbeats else []:
             if job.cancel_requested:  # its member cancelled it and its worker is gone: end it here, refunded
                 if jobs_db.finish(session=session, job_id=job.id, state=JobState.CANCELLED, owner=None) is not None:
                     jobs_db.notify(session=session, job_id=job.id)
@@ -79,8 +82,8 @@ def reap(sessions: sessionmaker[Session], app: Celery, *, heartbeat_s: float, ma
 
 
 class Reaper(threading.Thread):
-    """Runs :func:`reap` at start and then every ``interval_s`` until :meth:`stop`; a failed pass (the database or Redis is
-    away) is logged and the next one tries again."""
+    """Runs :func:`reap` at start and then every ``interval_s`` until :meth:`stop`; a failed pass (the
+    database or Redis is away) is logged and the next one tries again."""
 
     def __init__(self, sessions: sessionmaker[Session], app: Celery, *, interval_s: float, heartbeat_s: float,
                  max_attempts: int) -> None:
@@ -94,11 +97,18 @@ class Reaper(threading.Thread):
         # A pass at once, then every interval: a process that starts after a crash (its own, or of the
         # process that committed jobs it never published) recovers them without waiting an interval.
         wait = 0.0
+        failed_at: float | None = None
+        stale_s = stale_after(self.heartbeat_s).total_seconds()
         while not self._stop_event.wait(wait):
             wait = self.interval_s
+            # After a pass that could not reach PostgreSQL, the workers could not heartbeat either: give
+            # them a heartbeat window to write again before taking their jobs for lost.
+            recovering = failed_at is not None and time.monotonic() - failed_at < stale_s
             try:
-                reap(self.sessions, self.app, heartbeat_s=self.heartbeat_s, max_attempts=self.max_attempts)
+                reap(self.sessions, self.app, heartbeat_s=self.heartbeat_s, max_attempts=self.max_attempts,
+                     judge_heartbeats=not recovering)
             except Exception as exc:
+                failed_at = time.monotonic()
                 log.warning("reaper pass failed (%s); retrying in %.0fs", exc, self.interval_s)
             self.passes += 1
 

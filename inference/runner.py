@@ -235,9 +235,17 @@ def _run_job(ctx: WorkerContext, job_id: int) -> JobState | None:
     except Exception as exc:
         log.exception("job %s failed", job_id)
         state, fields, cause = JobState.FAILED, {"error": _user_error(exc)}, failure_cause(exc)
+    # The heartbeat goes on until the outcome is recorded: a finish that waits for PostgreSQL to come back
+    # must not look like a dead worker to the reaper meanwhile.
+    try:
+        return _record(ctx, job_id, kind, spec, state, fields, progress, where=where, cause=cause, wait_s=wait_s)
     finally:
         heartbeat.stop_event.set()
 
+
+def _record(ctx: WorkerContext, job_id: int, kind: JobKind, spec: JobSpec, state: JobState, fields: dict[str, Any],
+            progress: _Progress, *, where: dict[str, Any], cause: str | None, wait_s: float | None) -> JobState | None:
+    """Hand the job back, or record its outcome; see :func:`run_job`."""
     if state is JobState.QUEUED:  # handed back at shutdown: not an attempt; another worker runs it
         progress.discard()
         with ctx.sessions() as session, session.begin():
@@ -286,7 +294,7 @@ def _finish(ctx: WorkerContext, job_id: int, state: JobState, fields: dict[str, 
                 raise
             log.warning("job %s: database unreachable while finishing; retrying in %.1fs", job_id, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 2.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,7 +313,9 @@ def test_a_backlog_keeps_one_message_per_job_and_a_limited_member_starts_in_subm
     skipped = sum(output.count(f"job {job_id}: not claimable") for job_id in everything)
     others = output.count(": not claimable") - skipped  # late copies of earlier tests' messages
     print(f"\n[backlog] {len(everything)} jobs, {deliveries} task deliveries ({held} held back, {skipped} skipped)")
-    assert deliveries == len(everything) + held + skipped + others  # every delivery accounted for
+    # Every delivery accounted for (a late copy of an earlier test's message may have been received before
+    # the mark and logged as not claimable after it).
+    assert len(everything) + held + skipped <= deliveries <= len(everything) + held + skipped + others
     # No job is sent before its member has a slot for it; a few may be held back once all the same, when
     # their member's running job missed a heartbeat (late under load: 3 x 0.5 s here) and so looked gone.
     assert held <= 3 and skipped <= 3
