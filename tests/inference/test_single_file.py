@@ -82,15 +82,14 @@ def test_generate_on_the_checkpoint_draws_the_folders_grid_with_the_hub_offline(
     single_file_models: Path, tmp_path: Path
 ) -> None:
     env = {"MODELS_FILE": str(single_file_models), **OFFLINE}
-    grids = {}
-    for model in ("tiny-file", "tiny"):
-        out = tmp_path / f"{model}.png"
-        result = imagine("generate", f"a fox --model {model} --seed 7", "--out", str(out), env=env)
-        assert result.returncode == 0, result.stderr
-        with Image.open(out) as grid:
-            grids[model] = (grid.size, grid.tobytes())
-    assert grids["tiny-file"] == grids["tiny"]
-    assert len(set(grids["tiny"][1])) > 100  # a random model's noise, not a blank grid
+    out = tmp_path / "grid.png"
+    # One process, two grids (a permutation prompt): the checkpoint's, then the folder's.
+    result = imagine("generate", "a fox --model {tiny-file, tiny} --seed 7", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as from_file, Image.open(tmp_path / "grid-2.png") as from_folder:
+        assert from_file.size == from_folder.size
+        assert from_file.tobytes() == from_folder.tobytes()
+        assert len(set(from_folder.getdata())) > 100  # a random model's noise, not a blank grid
 
 
 @pytest.fixture(scope="module")
