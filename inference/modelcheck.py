@@ -12,12 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from domain.capabilities import Capabilities
 from domain.catalog import ModelPreset
 from domain.memory import SINGLE_FILE_SUFFIXES
 from inference.lorafiles import lora_problem
 
 __all__ = ["check_model"]
 
+#: Components ``from_single_file`` never loads from a checkpoint's config folder.
+_SKIPPED_BY_SINGLE_FILE = ("safety_checker",)
 #: Files that hold a component's weights in the diffusers layout.
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
 
@@ -25,7 +28,8 @@ _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
 def check_model(preset: ModelPreset) -> str | None:
     """Why ``preset`` cannot be loaded, in a few words, or ``None`` when it looks loadable.
 
-    A single-file checkpoint must exist and its family must load one; a diffusers folder (or Hub id) must
+    A single-file checkpoint must exist, its family must load one, and its ``config`` folder, when set, must hold
+    the configs of its family's pipeline (:func:`_config_problem`); a diffusers folder (or Hub id) must
     hold a pipeline of its family (``domain.capabilities``' ``pipelines``), and every component of a local
     folder must be there with its weights; each LoRA's file must fit the model (:func:`.lorafiles.lora_problem`).
     """
@@ -41,13 +45,14 @@ def _model_problem(preset: ModelPreset) -> str | None:
     if source.lower().endswith(SINGLE_FILE_SUFFIXES):
         if not caps.single_file:
             return f"family {caps.family!r} cannot load a single-file checkpoint; use a diffusers folder or Hub id"
-        return None if Path(source).is_file() else f"there is no checkpoint file at {source}"
+        if not Path(source).is_file():
+            return f"there is no checkpoint file at {source}"
+        return _config_problem(preset.memory.config, caps) if preset.memory.config else None
     local = Path(source).exists()
     try:
         index = _model_index(source, local)
     except Exception as exc:  # OSError, JSON errors, huggingface_hub's errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"no pipeline at {source} ({first})"
+        return f"no pipeline at {source} ({_first_line(exc)})"
     found = index.get("_class_name")
     if found not in caps.pipelines:
         return f"{source} holds a {found} pipeline, not one of family {caps.family!r} ({caps.pipelines[0]})"
@@ -62,6 +67,35 @@ def _model_problem(preset: ModelPreset) -> str | None:
         if (folder / "config.json").is_file() and not any(any(folder.glob(p)) for p in _WEIGHT_FILES):
             return f"its {name} weights are missing from {folder}"
     return None
+
+
+def _config_problem(config: str, caps: Capabilities) -> str | None:
+    """What a single-file checkpoint's ``config`` folder lacks: diffusers reads the pipeline's ``model_index.json``
+    and every component's config files from it (the tokenizer's and scheduler's files whole: the checkpoint holds
+    only the UNet, VAE and text encoders' weights), and fetches nothing."""
+    fix = "set `config` to a local diffusers folder of this model (its model_index.json and component configs)"
+    folder = Path(config)
+    if not folder.is_dir():
+        return f"its config folder {config} does not exist; {fix}"
+    try:
+        index = _model_index(config, local=True)
+    except (OSError, ValueError) as exc:
+        return f"its config folder {config} has no readable model_index.json ({_first_line(exc)}); {fix}"
+    found = index.get("_class_name")
+    if found not in caps.pipelines:
+        return (f"its config folder {config} holds a {found} pipeline, not one of family {caps.family!r} "
+                f"({caps.pipelines[0]}); {fix}")
+    for name, value in index.items():
+        if name.startswith("_") or name in _SKIPPED_BY_SINGLE_FILE or not isinstance(value, list) or value[0] is None:
+            continue
+        if not any((folder / name).glob("*.json")):
+            return f"its config folder {config} has no {name} config (no {name}/*.json); {fix}"
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _model_index(source: str, local: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from tests.imagine.test_cli import imagine
+from tests.support.checkpoints import write_sd15_checkpoint
 from tests.support.services import make_settings, settings_env, start_worker
 
 MODELS = """\
@@ -23,6 +24,11 @@ family = "flux"
 [models.no-weights]
 source = "{broken}"
 family = "sd15"
+
+[models.no-config]
+source = "{checkpoint}"
+config = "{missing}"
+family = "sd15"
 """
 
 
@@ -32,8 +38,9 @@ def _models_file(tiny_models: Path, folder: Path) -> Path:
     shutil.copytree(tiny, broken)
     for weights in (broken / "text_encoder").glob("*.safetensors"):
         weights.unlink()
+    checkpoint = write_sd15_checkpoint(tiny, folder / "tiny-sd.safetensors")
     path = folder / "models.toml"
-    path.write_text(MODELS.format(tiny=tiny, broken=broken))
+    path.write_text(MODELS.format(tiny=tiny, broken=broken, checkpoint=checkpoint, missing=folder / "no-config"))
     return path
 
 
@@ -50,14 +57,16 @@ def test_a_model_that_cannot_load_is_reported_and_its_queues_are_not_served(
     finally:
         worker.stop()
     reported = [line for line in output.splitlines() if "cannot be loaded" in line]
-    assert len(reported) == 2, output
+    assert len(reported) == 3, output
     assert "model wrong-family cannot be loaded: " in reported[0]
     assert "holds a StableDiffusionPipeline pipeline, not one of family 'flux'" in reported[0]
     assert reported[0].endswith("; its queues are not served")
     assert "model no-weights cannot be loaded: its text_encoder weights are missing" in reported[1]
+    assert f"model no-config cannot be loaded: its config folder {tmp_path / 'no-config'} does not exist; set " \
+        "`config` to a local diffusers folder of this model" in reported[2]
     queues = output.split("[queues]", 1)[1]
     assert "tiny.fast" in queues and "tiny.relax" in queues
-    assert "wrong-family." not in queues and "no-weights." not in queues
+    assert "wrong-family." not in queues and "no-weights." not in queues and "no-config." not in queues
 
 
 def test_a_worker_with_no_loadable_model_stops_with_one_line(
