@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.fakediscord import FakeDiscord
 from tests.support.services import REPO
 
 
@@ -87,3 +89,23 @@ def test_generate_writes_a_2x2_grid_on_every_family(tiny_models: Path, tmp_path:
         quadrants = [grid.crop((x, y, x + tile["width"], y + tile["height"])).tobytes()
                      for y in (0, tile["height"]) for x in (0, tile["width"])]
         assert len(set(quadrants)) == 4  # four different images, not one repeated or a blank
+
+
+def test_an_unreachable_discord_api_is_one_clear_line(tmp_path: Path, database_url: str, redis_url: str) -> None:
+    env = {"DISCORD_TOKEN": "abc.def", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "DISCORD_API_BASE": "http://127.0.0.1:1/api/v10", "DATA_DIR": str(tmp_path)}
+    result = imagine("bot", env=env)
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("imagine: Cannot reach Discord's API at http://127.0.0.1:1/api/v10 (check DISCORD_API_BASE")
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_refused_token_is_one_clear_line(tmp_path: Path, database_url: str, redis_url: str) -> None:
+    async with FakeDiscord() as fake:
+        env = {"DISCORD_TOKEN": "not-the-bot-token", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+               "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url, "DATA_DIR": str(tmp_path)}
+        result = await asyncio.to_thread(imagine, "bot", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("imagine: Discord refused the token (check DISCORD_TOKEN)")
+    assert "Traceback" not in result.stderr
