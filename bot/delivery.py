@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 import psycopg
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.components import cancel_view, grid_view, upscale_view
@@ -136,10 +135,6 @@ def attachment_stem(prompt: str, job_id: int, image_number: int | None = None) -
     slug = "_".join(words)[:_NAME_CHARS].strip("_") or "image"
     suffix = f"_{image_number}" if image_number is not None else ""
     return f"{slug}_{job_id}{suffix}"
-
-
-def _forget_token(*, session: Session, job_id: int, message_id: int) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
 
 
 def delivery_nonce(job_id: int) -> str:
@@ -490,7 +485,7 @@ class Delivery:
             return edited.id
         kwargs.pop("attachments")
         posted = await channel.send(files=files, nonce=delivery_nonce(job.id), **kwargs)
-        await self.services.db.run(_forget_token, job_id=job.id, message_id=posted.id)
+        await self.services.db.run(jobs_db.forget_token, job_id=job.id, message_id=posted.id)
         return posted.id
 
     def _token_alive(self, job: Job) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "delivery_retry",
     "finish",
     "forget_lost_messages",
+    "forget_token",
     "get",
     "get_image",
     "give_up",
@@ -610,6 +611,12 @@ def undelivered(*, session: Session, limit: int = 50) -> list[Job]:
             .limit(limit)
         ).scalars()
     )
+
+
+def forget_token(*, session: Session, job_id: int, message_id: int) -> None:
+    """The job's result went out with the bot token as ``message_id``: later edits go to that message, and the
+    expired interaction token is dropped."""
+    session.execute(update(Job).where(Job.id == job_id).values(interaction_token=None, message_id=message_id))
 
 
 def mark_delivered(*, session: Session, job_id: int, state: str, message_id: int | None = None) -> None:
