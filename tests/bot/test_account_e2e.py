@@ -91,7 +91,7 @@ async def test_on_a_tiny_plan_with_relax_running_out_moves_jobs_to_relax(fake: F
     second = await fake.slash_command("imagine", {"prompt": "another job --seed 4"}, user=carol)
     assert (await first.wait_ack()).type == 5 and (await second.wait_ack()).type == 5
     grids = [await it.wait_original(_has_grid, timeout=GRID_TIMEOUT) for it in (first, second)]
-    relaxed = [m["content"] for m in grids if "(relax" in m["content"]]
+    relaxed = [m["content"] for m in grids if " · relax · " in m["content"]]
     assert len(relaxed) == 1 and "so this job runs in relax mode" in relaxed[0], [m["content"] for m in grids]
     jobs = await eventually(lambda: bot.services.db.run(_jobs_of(carol.id)),
                             lambda j: all(row[3] is not None for row in j))
@@ -188,6 +188,6 @@ async def test_relax_in_the_prompt_runs_that_job_in_relax_and_charges_nothing(
     interaction = await fake.slash_command("imagine", {"prompt": "a quiet harbour --relax --seed 3"}, user=dan)
     message = await interaction.wait_original(_has_grid, timeout=GRID_TIMEOUT)
 
-    assert "(relax" in message["content"]
+    assert " · relax · " in message["content"]
     jobs = await eventually(lambda: bot.services.db.run(_jobs_of(dan.id)), lambda j: bool(j) and j[0][3] is not None)
     assert jobs == [("relax", "succeeded", 0, 0)]

@@ -193,9 +193,13 @@ async def test_a_click_the_clickers_plan_refuses_makes_no_job(
     assert await bot.services.db.run(_count_jobs) == before
 
 
-def _add_finished_job(*, session: Session, user_id: int, state: JobState) -> int:
-    """A job row in a final state; a succeeded one has four image rows whose files are not in the store."""
-    made, _ = jobs_db.submit(session=session, new=new_job(user_id))
+def _add_finished_job(*, session: Session, user_id: int, state: JobState, like: int) -> int:
+    """A job row in a final state, in the server and channel of job ``like`` (a click elsewhere is refused for
+    that first); a succeeded one has four image rows whose files are not in the store."""
+    where = session.get(Job, like)
+    assert where is not None
+    made, _ = jobs_db.submit(session=session, new=new_job(user_id, guild_id=where.guild_id,
+                                                          channel_id=where.channel_id))
     session.execute(update(Job).where(Job.id == made.id).values(state=state.value, delivered_state=state.value))
     if state is JobState.SUCCEEDED:
         session.add_all(ImageRow(job_id=made.id, index=n, seed=n, storage_key=f"jobs/{made.id}/gone-{n}.png",
@@ -218,9 +222,11 @@ async def test_bad_clicks_get_an_ephemeral_message_and_no_job(
     fake: FakeDiscord, bot: ImagineBot, grid: dict[str, Any], upscaled: dict[str, Any]
 ) -> None:
     grid_id = job_id_of(grid)
-    failed = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.FAILED)
-    cancelled = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.CANCELLED)
-    unstored = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.SUCCEEDED)
+    failed = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.FAILED, like=grid_id)
+    cancelled = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.CANCELLED,
+                                          like=grid_id)
+    unstored = await bot.services.db.run(_add_finished_job, user_id=fake.user.id, state=JobState.SUCCEEDED,
+                                         like=grid_id)
     cases = {
         "job:abc:upscale:1": "isn't one I can use",
         f"job:{grid_id}:explode:1": "isn't one I can use",

@@ -203,7 +203,7 @@ async def test_show_posts_a_job_again_with_fresh_buttons_to_whoever_may_see_it(
 async def test_the_longest_prompt_with_every_note_stays_within_discord_and_keeps_its_seed(
     fake: FakeDiscord, bot: ImagineBot
 ) -> None:
-    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --draft --video --loop --public "
+    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --video --loop --public "
                "--stealth --beta --remaster --iw 2 --weird 5 --sv 4 --sref https://x.y/a.png --profile abc --style 4a")
     repeats = " ".join(f"--ar {n}:{n + 1}" for n in range(1, 25))
     text = ("\u200b" + "an old lighthouse on a cliff ") * 60
@@ -239,7 +239,7 @@ async def test_prompts_pasted_from_older_midjourney_versions_run_with_notes(
 async def test_imagine_offers_the_documented_options_with_their_ranges(fake: FakeDiscord, bot: ImagineBot) -> None:
     options = {o["name"]: o for o in fake.commands["imagine"]["options"]}
     assert list(options) == ["prompt", "aspect", "seed", "negative", "model", "stylize", "chaos", "quality", "stop",
-                             "tile", "raw", "repeat", "steps", "cfg", "sampler"]
+                             "tile", "raw", "repeat", "steps", "cfg", "sampler", "lora"]
     assert (options["stylize"]["min_value"], options["stylize"]["max_value"]) == (0, 1000)
     assert (options["cfg"]["min_value"], options["cfg"]["max_value"]) == (0, 30)
     assert [c["value"] for c in options["quality"]["choices"]] == [0.25, 0.5, 1, 2]

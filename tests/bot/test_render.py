@@ -67,7 +67,7 @@ def test_shorten_middle_cuts_between_words() -> None:
 
 def test_the_longest_prompt_the_parser_takes_with_every_note_fits_and_keeps_its_seed() -> None:
     catalog = make_catalog()
-    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --draft --video --loop --public "
+    ignored = ("--hd --test --testp --upbeta --uplight --upanime --creative --video --loop --public "
                "--stealth --beta --iw 2 --weird 5 --sv 4 --sref https://x.y/a.png --profile abc --style 4a")
     repeats = " ".join(f"--ar {n}:{n + 1}" for n in range(1, 30))
     text = ("\u200b" + "an old lighthouse on a cliff ") * 60

@@ -36,8 +36,9 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_on_start(
     # The bot is gone. The worker finishes the job meanwhile; nobody shows it yet.
     database = AsyncDatabase(bot_settings.database_url)
     try:
+        # The shared worker may still be drawing jobs of earlier tests first.
         finished = await eventually(lambda: database.run(jobs_db.get, job_id=job.id),
-                                    lambda j: j is not None and j.state == JobState.SUCCEEDED, timeout=120)
+                                    lambda j: j is not None and j.state == JobState.SUCCEEDED, timeout=300)
     finally:
         await database.dispose()
     assert finished is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,18 @@ class Worker:
 
 
 def models_file(folder: Path, source_models: Path, model: str) -> Path:
-    """A models file naming only ``model`` of the tiny models (their weights, by absolute path)."""
-    text = source_models.read_text()
-    sections = {part.split("]", 1)[0]: part for part in text.split("[models.")[1:]}
-    body = "[models." + sections[model].replace('"./', f'"{source_models.parent}/')
+    """A models file naming only ``model`` of the tiny models (their weights, by absolute path), without its
+    LoRAs and draft (which would name other models and files)."""
+    table = tomllib.loads(source_models.read_text())["models"][model]
+    lines = [f"[models.{model}]"]
+    for key, value in table.items():
+        if key in ("draft", "loras"):
+            continue
+        if isinstance(value, str) and value.startswith("./"):
+            value = str(source_models.parent / value[2:])
+        lines.append(f"{key} = {json.dumps(value)}")
     path = folder / f"{model}.toml"
-    path.write_text(body)
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
