@@ -20,7 +20,7 @@ from db.models import Job
 from domain.prompt import MAX_PROMPT_CHARS
 from domain.spec import JobKind, JobState
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeUser, buttons
-from tests.support.messages import shows_result
+from tests.support.messages import ephemeral_answer, shows_result
 from tests.support.waiting import eventually
 
 #: Generous: the first job of a session loads the model, and the machine may be busy.
@@ -262,6 +262,5 @@ async def test_info_says_when_a_grant_ends_not_a_renewal_it_will_not_see(fake: F
     ends = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=20)
     await bot.services.db.run(_grant_until, user_id=granted.id, expires_at=ends)
     interaction = await fake.slash_command("info", {}, user=granted)
-    ack = await interaction.wait_ack()
-    text = ack.data["content"]
+    text = (await ephemeral_answer(interaction))["content"]
     assert f"**Ends:** {ends:%Y-%m-%d}" in text and "Renews" not in text, text
