@@ -58,9 +58,8 @@ BLOCKED = "This image was blocked by this server's image filter. Try a different
 def _store_pngs(ctx: WorkerContext, images: Sequence[tuple[str, Image]]) -> None:
     """Store each ``(key, image)`` as PNG in the fastest lossless encoding (``inference.grid.LOSSLESS``),
     which the bot then uploads as it is whenever it fits. All at once (``WorkerContext.store_threads``):
-    the store's write (an fsync, an upload) and zlib release the GIL, so a job waits for about its
-    slowest image, not the sum (five serial fsyncs were a sixth of a no-op job). Returns once all are
-    stored; raises the first error."""
+    the store's write (an fsync, an upload) releases the GIL, so the writes overlap instead of adding up
+    (five serial fsyncs were a sixth of a no-op job). Returns once all are stored; raises the first error."""
     def put(key: str, image: Image) -> None:
         ctx.store.put(key, LOSSLESS[0].encode(image), "image/png")
 
