@@ -31,7 +31,7 @@ def _run(settings: Settings, jobs: int) -> dict[str, Any]:
     from domain.catalog import load_catalog
     from domain.plans import load_plans
     from inference.celery_app import create_celery
-    from inference.dispatch import publish_jobs
+    from inference.dispatch import publish_jobs, stale_after
     from tests.support.services import start_worker
 
     catalog, book = load_catalog(settings.models_path), load_plans(BENCH_PLANS)
@@ -47,7 +47,7 @@ def _run(settings: Settings, jobs: int) -> dict[str, Any]:
                 with sessions() as session, session.begin():
                     created = submit(session=session, catalog=catalog, book=book, user_id=1000 + start % MEMBERS,
                                      prompts=prompts, key=f"{key}{start}")
-                publish_jobs(sessions, app, created)
+                publish_jobs(sessions, app, created, stale_after=stale_after(settings.heartbeat_s))
 
         def finished() -> int:
             with sessions() as session:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ __all__ = ["RENDERERS", "WorkerContext", "owner_name"]
 #: (blank images at once, no model loaded, no GPU): the benchmarks and tests that measure the queue and
 #: database path use it (``bench/noop_worker.py``); no setting or command line option selects it.
 RENDERERS = ("diffusers", "noop")
+#: Images of a job encoded and stored at once: a grid and its four images.
+IMAGE_THREADS = 5
 
 
 def owner_name() -> str:
@@ -56,10 +59,19 @@ class WorkerContext:
     stopping: Any = field(default=None)
     #: One of :data:`RENDERERS`.
     renderer: str = "diffusers"
+    image_threads: ThreadPoolExecutor | None = field(default=None)  # see store_threads()
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
             raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
+
+    def store_threads(self) -> ThreadPoolExecutor:
+        """The threads that encode and store a job's images (``inference.runner``), made on first use in
+        this process (after fork: threads do not survive it) and kept: starting five threads per job cost
+        more than storing a no-op job's images."""
+        if self.image_threads is None:
+            self.image_threads = ThreadPoolExecutor(max_workers=IMAGE_THREADS, thread_name_prefix="store")
+        return self.image_threads
 
     def pipeline_cache(self) -> Any:
         if self.pipelines is None:

@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 
 
 def run_job_task(task: Any, job_id: int) -> str | None:
-    from db import jobs as jobs_db
     from domain.spec import JobState
     from inference.dispatch import release_next
     from inference.runner import run_job
@@ -25,15 +24,10 @@ def run_job_task(task: Any, job_id: int) -> str | None:
     state = run_job(ctx, int(job_id))
     if state is not None and state.is_terminal:
         # A slot of the member's running limit is free: their oldest held job in that lane goes now.
-        with ctx.sessions() as session:
-            job = jobs_db.get(session=session, job_id=int(job_id))
-            limited = job is not None and job.max_running is not None
-            user_id, lane = (job.user_id, job.lane) if job is not None else (0, "")
-        if limited:
-            try:
-                release_next(ctx.sessions, task.app, user_id=user_id, lane=lane)
-            except Exception:  # the reaper publishes it on its next pass
-                log.warning("job %s: could not publish the member's next held job", job_id, exc_info=True)
+        try:
+            release_next(ctx.sessions, task.app, ended_job_id=int(job_id))
+        except Exception:  # the reaper publishes it on its next pass
+            log.warning("job %s: could not publish the member's next held job", job_id, exc_info=True)
     return state.value if isinstance(state, JobState) else None
 
 

@@ -56,6 +56,14 @@ def test_a_cancelled_job_is_not_claimed(session: Session) -> None:
     assert jobs_db.claim(session=session, job_id=job.id, owner="w", stale_after=STALE) is None
 
 
+def test_limited_lane_names_the_member_and_lane_only_of_a_job_under_a_running_limit(session: Session) -> None:
+    limited, _ = jobs_db.submit(session=session, new=new_job(lane=Lane.RELAX, max_running=2))
+    free, _ = jobs_db.submit(session=session, new=new_job())
+    assert jobs_db.limited_lane(session=session, job_id=limited.id) == (limited.user_id, "relax")
+    assert jobs_db.limited_lane(session=session, job_id=free.id) is None
+    assert jobs_db.limited_lane(session=session, job_id=next_id()) is None
+
+
 def test_finish_happens_once_and_only_for_the_owner(session: Session) -> None:
     job, _ = jobs_db.submit(session=session, new=new_job())
     jobs_db.claim(session=session, job_id=job.id, owner="w1", stale_after=STALE)

@@ -46,7 +46,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 def progress(store: Any) -> runner._Progress:
-    ctx = SimpleNamespace(store=store, sessions=_session, owner="host:1")
+    ctx = SimpleNamespace(store=store, sessions=_session, owner="host:1", job_timeout_s=900)
     return runner._Progress(ctx, 7, SimpleNamespace(cancelled=threading.Event()))  # type: ignore[arg-type]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from domain.catalog import Catalog, ModelPreset
 from domain.spec import JobKind, JobSpec, JobState
+from inference.context import IMAGE_THREADS
 from inference.pipelines import PipelineCache, RenderResult
 from inference.runner import _render, _user_error
 from inference.storage import ImageNotFoundError, MemoryImageStore
@@ -41,7 +43,9 @@ def context(cache: PipelineCache, preset: ModelPreset, source: Image.Image) -> A
     store = MemoryImageStore()
     store.put(SOURCE_KEY, _png(source), "image/png")
     catalog = Catalog(models={preset.name: dataclasses.replace(preset, draft=None)}, default=preset.name)
-    return SimpleNamespace(catalog=catalog, store=store, pipeline_cache=lambda: cache, renderer="diffusers")
+    threads = ThreadPoolExecutor(max_workers=IMAGE_THREADS)
+    return SimpleNamespace(catalog=catalog, store=store, pipeline_cache=lambda: cache, renderer="diffusers",
+                           store_threads=lambda: threads)
 
 
 def run(ctx: Any, kind: JobKind, spec: JobSpec) -> tuple[JobState, dict[str, Any]]:
