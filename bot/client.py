@@ -7,6 +7,8 @@ process; Discord requires sharding from 2,500 servers).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -20,6 +22,7 @@ from bot.components import JobButton
 from bot.delivery import Delivery
 from bot.gateway import drop_malformed_events
 from bot.guard import MALFORMED, UNKNOWN_COMMAND, GuardedTree, answer_unknown_component
+from bot.metrics import watch_event_loop
 from bot.moderation import AppealButton
 from bot.services import BotServices
 
@@ -57,6 +60,7 @@ class ImagineBot(commands.Bot):
                          tree_cls=GuardedTree, **options)
         self.services = services
         self.delivery = Delivery(self, services)
+        self._loop_probe: asyncio.Task[None] | None = None
         drop_malformed_events(self._connection.parsers)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
 
@@ -73,6 +77,7 @@ class ImagineBot(commands.Bot):
         else:
             await self.tree.sync()
         self.delivery.start()
+        self._loop_probe = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """A click on a button none of ours takes (forged, or from another bot's message) is answered too."""
@@ -104,6 +109,10 @@ class ImagineBot(commands.Bot):
         await refuse(interaction, message)
 
     async def close(self) -> None:
+        if self._loop_probe is not None:
+            self._loop_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_probe
         await self.delivery.stop()
         await super().close()
         await self.services.close()

@@ -7,7 +7,9 @@ processes share one limit exactly and never disagree about time. This sits on to
 (jobs waiting and running, fast time), which only count jobs.
 
 When Redis cannot be reached the limit is not applied (and a warning logged): a broken limiter must not
-take the bot down; the broker being away already shows on every submit.
+take the bot down; the broker being away already shows on every submit. A burst of commands waits for
+one of :data:`CONNECTIONS` connections (redis-py's default pool refuses the 101st at once, which read as
+"unreachable" and let the burst through unlimited).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from redis.exceptions import RedisError
 from domain.errors import SlowDownError
 from imagine.services import redis_client_url
 
-__all__ = ["RateLimiter"]
+__all__ = ["CONNECTIONS", "RateLimiter"]
 
 log = logging.getLogger(__name__)
+
+#: Connections to Redis the limiter opens at most; a command waits (up to 5 s) for a free one.
+CONNECTIONS = 16
 
 #: KEYS[1] the member's bucket; ARGV: capacity, tokens per second. Returns {allowed (0/1), seconds to wait}.
 _TAKE = """
@@ -53,7 +58,8 @@ class RateLimiter:
     def __init__(self, redis_url: str, *, prefix: str, burst: int, per_minute: float) -> None:
         self.burst, self.per_minute = burst, per_minute
         self.prefix = f"{prefix}imagine:ratelimit:"
-        self._redis = aioredis.from_url(redis_client_url(redis_url)) if burst > 0 else None
+        self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            redis_client_url(redis_url), max_connections=CONNECTIONS, timeout=5)) if burst > 0 else None
         self._take = self._redis.register_script(_TAKE) if self._redis is not None else None
 
     async def wait_s(self, user_id: int) -> float:

@@ -6,12 +6,7 @@ The bot runs as a real ``imagine bot`` process against the fake Discord; this mo
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -25,35 +20,12 @@ from imagine.settings import Settings
 from tests.bot.test_buttons_e2e import TIMEOUT, custom_id, finished, image_of
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.server import FakeInteraction
-from tests.support.services import REPO, WorkerProcess, settings_env
+from tests.support.services import WorkerProcess, bot_process
 from tests.support.waiting import eventually
 
 JOBS = 10
 #: Ten jobs run one or two at a time on the session's worker: minutes on a busy 2-core machine.
 pytestmark = pytest.mark.timeout(900)
-
-
-@asynccontextmanager
-async def bot_process(settings: Settings, fake: FakeDiscord, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``imagine bot`` as its own process, logged in to the fake when this yields."""
-    sessions = len(fake.sessions)
-    with log.open("a") as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imagine.cli", "bot", cwd=REPO, env=settings_env(settings),
-            stdout=output, stderr=output,
-        )
-    try:
-        await fake.wait_until(lambda: len(fake.sessions) > sessions and fake.sessions[-1].alive, timeout=120,
-                              what="the bot process to log in")
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 async def _states(database: AsyncDatabase, interaction_ids: list[int]) -> list[str]:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -18,7 +19,7 @@ from imagine.settings import Settings
 from tests.fakediscord import FakeDiscord, buttons, run_client
 from tests.support.factories import new_job, spec
 from tests.support.messages import shows_result
-from tests.support.metrics import healthz, scrape
+from tests.support.metrics import Scrape, healthz, scrape
 from tests.support.services import WorkerProcess
 from tests.support.waiting import eventually
 
@@ -87,6 +88,23 @@ async def test_an_imagine_shows_in_the_bots_and_the_workers_metrics(
         "imagine_interaction_ack_seconds_sum", command="imagine") < 3.0
     assert after.value("imagine_deliveries_total", state="succeeded") == before.value(
         "imagine_deliveries_total", state="succeeded") + 1
+
+
+async def test_a_stall_of_the_bots_event_loop_shows_in_its_metrics(sharded: ImagineBot, monitoring: str) -> None:
+    stall_s = 0.5
+    before = await asyncio.to_thread(scrape, monitoring)  # the longest stall is counted from this scrape on
+    time.sleep(stall_s)  # the stall under test: it holds the bot's loop, as a blocking handler would
+    after = await eventually(lambda: asyncio.to_thread(scrape, monitoring),
+                             lambda m: m.value("imagine_bot_event_loop_lag_max_seconds") >= stall_s * 0.8)
+    assert after.value("imagine_bot_event_loop_lag_max_seconds") < stall_s * 2
+
+    def over_quarter_second(metrics: Scrape) -> float:
+        return metrics.value("imagine_bot_event_loop_lag_seconds_count") - metrics.value(
+            "imagine_bot_event_loop_lag_seconds_bucket", le="0.25")
+
+    assert over_quarter_second(after) >= over_quarter_second(before) + 1
+    # Counted once: the next scrape starts again from the stalls since this one.
+    assert (await asyncio.to_thread(scrape, monitoring)).value("imagine_bot_event_loop_lag_max_seconds") < stall_s
 
 
 async def test_the_queue_depth_comes_from_postgresql(sharded: ImagineBot, monitoring: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -11,12 +13,16 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagine.services import create_database
 from imagine.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.fakediscord import FakeDiscord
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,3 +149,28 @@ def start_worker(settings: Settings, *, timeout: float = 240.0, env: dict[str, s
             worker.stop()
             raise RuntimeError(f"worker did not start:\n{worker.output()}")
     return worker
+
+
+@contextlib.asynccontextmanager
+async def bot_process(settings: Settings, fake: FakeDiscord, log: Path, *,
+                      source: Path = REPO) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``imagine bot`` as its own process, logged in to the fake when this yields; stopped with SIGTERM after.
+    ``source``: the checkout whose code it runs (this one by default; the benchmarks compare another)."""
+    sessions = len(fake.sessions)
+    env = {**settings_env(settings), "PYTHONPATH": str(source)}
+    with log.open("a") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "imagine.cli", "bot", cwd=source, env=env, stdout=output, stderr=output,
+        )
+    try:
+        await fake.wait_until(lambda: len(fake.sessions) > sessions and fake.sessions[-1].alive, timeout=120,
+                              what="the bot process to log in")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
