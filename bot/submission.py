@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from db import submission as submission_db
 from db.models import Job
 from db.plans import Account, Requester
 from domain.spec import JobKind, JobSpec, JobState, Lane, queue_name
-from inference.dispatch import publish_jobs, stale_after
+from inference.dispatch import publish_jobs, release_next, stale_after
 
 if TYPE_CHECKING:
     from bot.services import BotServices
@@ -127,6 +128,17 @@ async def submit_jobs(
     except Exception:
         log.warning("could not publish jobs %s now; the reaper will", [job_id for job_id, _ in created], exc_info=True)
     return results
+
+
+async def release_slots(services: BotServices, cancelled: Sequence[int]) -> None:
+    """Jobs cancelled while queued free their member's slots: publish the member's next held job for each
+    (else it would wait for the reaper's next pass). A failure is logged; the reaper publishes it then."""
+    for job_id in cancelled:
+        try:
+            await asyncio.to_thread(release_next, services.sessions, services.celery, ended_job_id=job_id)
+        except Exception:
+            log.warning("could not publish the job held behind cancelled job %s now; the reaper will", job_id,
+                        exc_info=True)
 
 
 async def withdraw(interaction: discord.Interaction[Any], extra_message_ids: list[int | None], text: str) -> None:

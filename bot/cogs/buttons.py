@@ -56,7 +56,7 @@ from bot.acks import TRY_AGAIN, acknowledge, is_outage, refuse
 from bot.components import JobButton, grid_view
 from bot.moderation import Clicker, check_click
 from bot.render import Recipe, canvas_label, job_detail, recipe_content
-from bot.submission import new_job, placeholder, submit_jobs
+from bot.submission import new_job, placeholder, release_slots, submit_jobs
 from db import jobs as jobs_db
 from db.models import Image as ImageRow
 from domain.actions import (
@@ -350,6 +350,8 @@ class Buttons(commands.Cog):
         self.bot.delivery.wake(ref.job_id)  # a queued job's message says "(cancelled)" now
         if state is JobState.RUNNING:
             await interaction.followup.send(CANCELLING, ephemeral=True)
+        elif state is JobState.CANCELLED:
+            await release_slots(self.bot.services, [ref.job_id])
 
     async def _recipe(self, ref: ButtonRef, clicker: Clicker) -> str:
         services = self.bot.services

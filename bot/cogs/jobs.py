@@ -26,6 +26,7 @@ from bot.acks import acknowledge
 from bot.delivery import load_job
 from bot.limits import MAX_CONTENT, shorten_middle
 from bot.render import format_eta
+from bot.submission import release_slots
 from db import jobs as jobs_db
 from db import queue as queue_db
 from domain.moderation import may_see_job
@@ -150,6 +151,7 @@ class Jobs(commands.Cog):
         for job_id in (*result.now, *result.stopping):
             self.bot.delivery.wake(job_id)
         await interaction.followup.send(_cancel_text(job, result), ephemeral=True)
+        await release_slots(self.bot.services, result.now)
 
     @app_commands.command(name="queue", description="Your queued and running jobs, with positions and ETAs")
     async def queue(self, interaction: discord.Interaction[ImagineBot]) -> None:
