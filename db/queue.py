@@ -36,11 +36,14 @@ class Standing:
 
 
 def queue_position(*, session: Session, job: Job) -> int:
-    """Queued jobs in the same model and lane that are ahead of this one (0: it starts next)."""
+    """Queued jobs in the same model and lane that are ahead of this one (0: it starts next): those with a
+    message in the broker before it, and its member's own older ones (which start first). Another member's job
+    with no message (held by their running limit, or not yet re-sent) is not ahead of it."""
     return session.execute(
         select(func.count())
         .select_from(Job)
-        .where(Job.queue == job.queue, Job.state == JobState.QUEUED.value, Job.id < job.id)
+        .where(Job.queue == job.queue, Job.state == JobState.QUEUED.value, Job.id < job.id,
+               Job.published_at.is_not(None) | (Job.user_id == job.user_id))
     ).scalar_one()
 
 

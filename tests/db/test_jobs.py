@@ -95,6 +95,9 @@ def test_positions_count_jobs_ahead_in_the_model_and_lane_and_etas_follow_recent
     jobs = [jobs_db.submit(session=session, new=new_job(spec=spec(model=queue), estimated_ms=8000))[0]
             for _ in range(3)]
     other_lane = jobs_db.submit(session=session, new=new_job(spec=spec(model=queue), lane=Lane.RELAX))[0]
+    # Another member's job with no message in the broker yet (held by their running limit) is not ahead.
+    assert [queue_position(session=session, job=j) for j in jobs] == [0, 0, 0]
+    jobs_db.mark_published(session=session, job_ids=[j.id for j in jobs], epoch="e")
     assert [queue_position(session=session, job=j) for j in jobs] == [0, 1, 2]
     assert queue_position(session=session, job=other_lane) == 0
     now = datetime.now(UTC)
