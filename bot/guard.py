@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -107,13 +108,26 @@ def _value_problem(param: app_commands.Parameter, value: Any, resolved: Mapping[
     return None
 
 
+#: Each command's parameters by name. discord.py builds them anew on every ``Command.parameters``: under a
+#: burst that cost more than the acknowledgement itself. A command's declaration never changes once loaded.
+_PARAMETERS: weakref.WeakKeyDictionary[app_commands.Command[Any, ..., Any], dict[str, app_commands.Parameter]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _parameters(command: app_commands.Command[Any, ..., Any]) -> dict[str, app_commands.Parameter]:
+    params = _PARAMETERS.get(command)
+    if params is None:
+        params = _PARAMETERS[command] = {param.display_name: param for param in command.parameters}
+    return params
+
+
 def option_problem(command: app_commands.Command[Any, ..., Any], data: Mapping[str, Any]) -> str | None:
     """What is wrong with a command's raw options, for the member (None: they are what it declares)."""
     options = _leaf_options(data)
     resolved = data.get("resolved") or {}
     if options is None or not isinstance(resolved, dict):
         return MALFORMED
-    params = {param.display_name: param for param in command.parameters}
+    params = _parameters(command)
     seen: set[str] = set()
     for option in options:
         name = option.get("name")
@@ -130,7 +144,7 @@ def option_problem(command: app_commands.Command[Any, ..., Any], data: Mapping[s
         problem = _value_problem(param, option["value"], resolved)
         if problem is not None:
             return problem
-    missing = [param.display_name for param in command.parameters if param.required and param.display_name not in seen]
+    missing = [name for name, param in params.items() if param.required and name not in seen]
     if missing:
         return f"The option `{missing[0]}` is required."
     return None
