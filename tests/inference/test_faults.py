@@ -516,9 +516,10 @@ def test_a_fresh_workers_first_job_on_a_slow_loading_model_succeeds_within_its_t
             assert job.started_at is not None and job.finished_at is not None and job.created_at is not None
             ran_s = (job.finished_at - job.started_at).total_seconds()
             waited_s = (job.finished_at - job.created_at).total_seconds()
+            shown = job_content(job_view(job))  # what its member reads under the grid
             print(f"\n[slow model load] {repo.size} bytes from the Hub, downloaded in {download_s:.1f}s, loaded in "
                   f"{load_s:.1f}s (JOB_TIMEOUT_S={SLOW_JOB_TIMEOUT_S}); the job ran {ran_s:.1f}s, "
-                  f"{waited_s:.1f}s after its submit")
+                  f"{waited_s:.1f}s after its submit; its member reads {shown!r}")
 
             # The load was slow, and came from the Hub: every file once (the worker's start-up check read
             # model_index.json, its process the rest, into the cache they share).
@@ -534,7 +535,6 @@ def test_a_fresh_workers_first_job_on_a_slow_loading_model_succeeds_within_its_t
                     select(func.count()).select_from(Image).where(Image.job_id == job_id)
                 ).scalar_one()
             assert images == 4
-            shown = job_content(job_view(job))  # what its member reads under the grid
             assert "ready in" in shown and "❌" not in shown, shown
             assert "time limit" not in output and "TimeLimit" not in output and "Traceback" not in output
             rig.report("slow model load", [job_id])
