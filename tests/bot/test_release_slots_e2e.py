@@ -11,7 +11,8 @@ own member's next job: only the cancel can explain the publish.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from imagine.settings import Settings
 from inference.reaper import Reaper
 from tests.bot.conftest import TEST_PLANS, running_bot
 from tests.bot.test_cancel_e2e import cancellable, click_cancel, job_id_of, shows_cancelled
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, FakeInteraction
 from tests.support.messages import ephemeral_answer, shows_result
 from tests.support.services import WorkerProcess
 from tests.support.waiting import eventually
@@ -82,6 +83,22 @@ async def row(bot: ImagineBot, job_id: int) -> Job:
     return job
 
 
+def _waiting(interaction: FakeInteraction, count: int) -> dict[int, dict[str, Any]] | None:
+    """The job messages of ``interaction`` by job id, once all ``count`` show a waiting job with its Cancel."""
+    shown = [m for m in ([interaction.original] if interaction.original else []) + interaction.followups
+             if cancellable(m) and "Waiting to start" in m["content"]]
+    return {job_id_of(m): m for m in shown} if len(shown) == count else None
+
+
+async def _message(fake: FakeDiscord, message_id: str, accept: Callable[[dict[str, Any]], bool],
+                   timeout: float = 10.0) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        message = fake.messages.get(int(message_id))
+        return message if message is not None and accept(message) else None
+
+    return await fake.wait_until(ready, timeout=timeout, what=f"message {message_id}")
+
+
 async def test_cancelling_a_queued_job_publishes_the_members_held_job_at_once(
     fake: FakeDiscord, bot: ImagineBot, reaper: Reaper
 ) -> None:
@@ -92,33 +109,33 @@ async def test_cancelling_a_queued_job_publishes_the_members_held_job_at_once(
     running = await busy.wait_original(lambda m: cancellable(m) and "%)" in m["content"], timeout=TIMEOUT)
     busy_id = job_id_of(running)
 
-    # Our member's first job waits with a message; the two after it wait held, with none (their slot is taken).
-    asked = [await fake.slash_command("imagine", {"prompt": f"job {n} of three --seed {20 + n}"}, user=member)
-             for n in (1, 2, 3)]
-    shown = [await a.wait_original(lambda m: cancellable(m) and "Waiting to start" in m["content"]) for a in asked]
-    first, second, third = (job_id_of(message) for message in shown)
-    assert (await row(bot, first)).published_at is not None
+    # Three jobs of our member in one submit: the first waits with a message, the other two held, with none
+    # (decided in the one transaction that stamped the first).
+    asked = await fake.slash_command("imagine", {"prompt": "three in a row --repeat 3 --seed 21"}, user=member)
+    shown = await fake.wait_until(lambda: _waiting(asked, 3), timeout=TIMEOUT, what="three waiting jobs")
+    first, second, third = sorted(shown)
+    await eventually(lambda: row(bot, first), lambda job: job.published_at is not None)
     assert [(await row(bot, job_id)).published_at for job_id in (second, third)] == [None, None]
 
     # The Cancel button on the waiting job: the next one gets its message at once.
-    await click_cancel(fake, shown[0], member)
-    await asked[0].wait_original(shows_cancelled)
+    await click_cancel(fake, shown[first], member)
+    await _message(fake, shown[first]["id"], shows_cancelled)
     job = await eventually(lambda: row(bot, second), lambda j: j.published_at is not None, timeout=10)
-    assert (await row(bot, busy_id)).state == JobState.RUNNING  # nothing of our member ran or ended meanwhile
+    assert (await row(bot, busy_id)).state == JobState.RUNNING, "the long job ended too soon to tell"
     assert (job.state, (await row(bot, third)).published_at) == (JobState.QUEUED, None)
 
     # /cancel on that one, waiting with its message now: the last one gets its message at once.
     cancelled = await fake.slash_command("cancel", {"job": second}, user=member)
     answer = await ephemeral_answer(cancelled)
     assert answer["content"] == f"Cancelled `{second}`; the fast time they held is back."
-    await asked[1].wait_original(shows_cancelled)
+    await _message(fake, shown[second]["id"], shows_cancelled)
     job = await eventually(lambda: row(bot, third), lambda j: j.published_at is not None, timeout=10)
     assert (await row(bot, busy_id)).state == JobState.RUNNING, "the long job ended too soon to tell"
     assert job.state == JobState.QUEUED
 
     # It runs once the worker is free (no reaper pass in between: it passes hourly), and its member sees it.
     await busy.wait_original(shows_result, timeout=TIMEOUT)
-    done = await asked[2].wait_original(shows_result, timeout=TIMEOUT)
-    assert "job 3 of three" in done["content"]
+    done = await _message(fake, shown[third]["id"], shows_result, timeout=TIMEOUT)
+    assert "three in a row" in done["content"]
     assert (await row(bot, third)).state == JobState.SUCCEEDED
     assert reaper.passes == 1  # the reaper did not pass again: the cancels published the held jobs
