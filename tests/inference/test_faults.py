@@ -2,7 +2,8 @@
 (embedded, so flushing it disturbs nobody), tiny models. Each prints what a reader checks first:
 submitted, completed, lost, delivered twice (here: run twice), charged twice.
 
-Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker processes, two attempts.
+Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker processes, two attempts. Fault 11
+(a slow model load) has a rig of its own: one worker process, a model from a fake Hub (``tests/support/fakehub.py``).
 """
 
 from __future__ import annotations
