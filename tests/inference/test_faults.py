@@ -2,12 +2,14 @@
 (embedded, so flushing it disturbs nobody), tiny models. Each prints what a reader checks first:
 submitted, completed, lost, delivered twice (here: run twice), charged twice.
 
-Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker processes, two attempts.
+Short intervals (a heartbeat of 0.5 s, a reaper pass every 0.5 s), two worker processes, two attempts. Fault 11
+(a slow model load) has a rig of its own: one worker process, a model from a fake Hub (``tests/support/fakehub.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -41,6 +43,7 @@ from inference.dispatch import publish, publish_jobs, stale_after
 from inference.reaper import Reaper
 from inference.runner import timeout_error
 from tests.support.factories import new_job, next_id, spec
+from tests.support.fakehub import FakeHub
 from tests.support.faultproxy import FaultProxy
 from tests.support.services import drop_database, make_settings, make_test_database, settings_env
 
@@ -193,34 +196,34 @@ def _wait_ready(log: Log, mark: int, timeout: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    root = tmp_path_factory.mktemp("faults")
+@contextlib.contextmanager
+def _rig(postgres_server_url: str, models_file: Path, root: Path, *, job_timeout_s: int = JOB_TIMEOUT_S,
+         worker_devices: str = "cpu:0,cpu:1", env: dict[str, str] | None = None) -> Iterator[Rig]:
+    """A database, a Redis and a PostgreSQL proxy of their own, a reaper running, and a supervised worker on
+    ``models_file`` not started yet (``rig.supervisor.start()``); ``env``: more for the worker's environment."""
     name = f"imagine_faults_{uuid.uuid4().hex[:8]}"
     database_url = make_test_database(postgres_server_url, name)
     redis = EmbeddedRedis(root / "redis" / "dump.rdb")
     postgres = ThreadedProxy(database_url)
     settings = make_settings(
-        database_url=postgres.url(), redis_url=redis.url, models_file=tiny_models, data_dir=root,
-        heartbeat_s=HEARTBEAT_S, reaper_interval_s=REAPER_S, max_attempts=MAX_ATTEMPTS, job_timeout_s=JOB_TIMEOUT_S,
-        worker_devices="cpu:0,cpu:1", worker_stop_grace_s=5,
+        database_url=postgres.url(), redis_url=redis.url, models_file=models_file, data_dir=root,
+        heartbeat_s=HEARTBEAT_S, reaper_interval_s=REAPER_S, max_attempts=MAX_ATTEMPTS, job_timeout_s=job_timeout_s,
+        worker_devices=worker_devices, worker_stop_grace_s=5,
     )
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     proxied_engine = make_engine(postgres.url())
     app = create_celery(redis.url, job_timeout_s=settings.job_timeout_s, broker_key_prefix=settings.broker_key_prefix)
     log = Log(root / "worker.log")
-    env = {**settings_env(settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    worker_env = {**settings_env(settings), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
     output = log.path.open("a")
-    supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=env,
+    supervisor = Supervisor("worker", [sys.executable, "-m", "imagine.cli", "worker"], env=worker_env,
                             grace_s=settings.worker_stop_grace_s, output=output)
     reaper = Reaper(make_sessionmaker(proxied_engine), app, interval_s=REAPER_S, heartbeat_s=HEARTBEAT_S,
                     max_attempts=MAX_ATTEMPTS)
-    supervisor.start()
     reaper.start()
     rig = Rig(settings, sessions, app, redis, supervisor, log, reaper, postgres)
     try:
-        _wait_ready(log, 0)
         yield rig
     finally:
         reaper.stop()
@@ -231,6 +234,14 @@ def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.Te
         postgres.stop()
         redis.stop()
         drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="module")
+def rig(postgres_server_url: str, tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    with _rig(postgres_server_url, tiny_models, tmp_path_factory.mktemp("faults")) as rig:
+        rig.supervisor.start()
+        _wait_ready(rig.log, 0)
+        yield rig
 
 
 def _pid(owner: str | None) -> int | None:
@@ -449,3 +460,82 @@ def test_jobs_running_while_postgres_is_away_for_ten_seconds_all_complete_once(r
     ran_twice = sum(1 for j in jobs if j.attempts > 1)
     print(f"\n[postgres away 10 s] ran twice {ran_twice} (a worker presumed gone when PostgreSQL came back)")
     rig.report("postgres away 10 s", ids)
+
+
+# 11. A fresh worker's first job on a model that takes long to load -----------------------------------------
+
+#: The shortest limit the settings allow; the model takes several times as long to load.
+SLOW_JOB_TIMEOUT_S = 10
+SLOW_LOAD_S = 4 * SLOW_JOB_TIMEOUT_S
+HUB_REPO = "imagine-tests/tiny-sd"
+LOADED = re.compile(r"model tiny loaded in (?P<seconds>[\d.]+)s")
+
+
+def _hub_models_file(folder: Path) -> Path:
+    """A models file whose ``tiny`` is the Hub repo :data:`HUB_REPO` (its preview decoder and upscaler local)."""
+    path = folder / "hub-models.toml"
+    path.write_text(
+        'default = "tiny"\n\n[models.tiny]\n'
+        f'source = "{HUB_REPO}"\nfamily = "sd15"\nwidth = 128\nheight = 128\nsteps = 8\nguidance = 7.0\n'
+        'scheduler = "dpmpp_2m_karras"\npreview = "./tiny-taesd"\nupscaler = "./tiny-esrgan-x4.pth"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_fresh_workers_first_job_on_a_slow_loading_model_succeeds_within_its_time_limit(
+    postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The model comes from a Hub (a loopback fake, ``HF_ENDPOINT``) into an empty ``HF_HOME``, so slowly that
+    its load takes several times ``JOB_TIMEOUT_S``; the job, queued before the worker started, still runs
+    within its limit and gets a normal result: the worker loads its models before it takes a job."""
+    from bot.delivery import job_view
+    from bot.render import job_content
+    from inference.tiny import write_tiny_model
+
+    root = tmp_path_factory.mktemp("slow-load")
+    folder = write_tiny_model(root / "models", families=["sd15"]).parent
+    hub_home = root / "hf-home"
+    with FakeHub() as hub:
+        repo = hub.add(HUB_REPO, folder / "tiny-sd")
+        hub.set_rate(repo.size / SLOW_LOAD_S)
+        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(hub_home), "HF_HUB_OFFLINE": "0",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "MODEL_LOAD_TIMEOUT_S": "300"}
+        with _rig(postgres_server_url, _hub_models_file(folder), root, job_timeout_s=SLOW_JOB_TIMEOUT_S,
+                  worker_devices="cpu:0", env=env) as rig:
+            job_id = rig.submit(steps=8)[0]  # queued before the worker exists: its first job
+            rig.supervisor.start()
+            job = rig.wait_done([job_id], timeout=900)[0]
+            output = rig.log.text()
+
+            loaded = LOADED.search(output)
+            assert loaded is not None, output[-3000:]
+            load_s = float(loaded["seconds"])
+            # model_index.json came first, for the worker's start-up check; its process fetched the rest.
+            download_s = hub.download_window({f"{HUB_REPO}/{name}" for name in repo.files} - {
+                f"{HUB_REPO}/model_index.json"})
+            assert job.started_at is not None and job.finished_at is not None and job.created_at is not None
+            ran_s = (job.finished_at - job.started_at).total_seconds()
+            waited_s = (job.finished_at - job.created_at).total_seconds()
+            shown = job_content(job_view(job))  # what its member reads under the grid
+            print(f"\n[slow model load] {repo.size} bytes from the Hub, downloaded in {download_s:.1f}s, loaded in "
+                  f"{load_s:.1f}s (JOB_TIMEOUT_S={SLOW_JOB_TIMEOUT_S}); the job ran {ran_s:.1f}s, "
+                  f"{waited_s:.1f}s after its submit; its member reads {shown!r}")
+
+            # The load was slow, and came from the Hub: every file once (the worker's start-up check read
+            # model_index.json, its process the rest, into the cache they share).
+            assert load_s > 3 * SLOW_JOB_TIMEOUT_S and download_s > 3 * SLOW_JOB_TIMEOUT_S
+            assert dict(hub.sent) == {f"{HUB_REPO}/{name}": size for name, (size, _, _) in repo.files.items()}
+            assert any((hub_home / "hub").glob("models--imagine-tests--tiny-sd/snapshots/*/unet/*.safetensors"))
+
+            # The job: a normal result, within its limit, though its member waited longer than the limit.
+            assert (job.state, job.error, job.attempts) == (JobState.SUCCEEDED, None, 1)
+            assert ran_s < SLOW_JOB_TIMEOUT_S < waited_s
+            with rig.sessions() as session:
+                images = session.execute(
+                    select(func.count()).select_from(Image).where(Image.job_id == job_id)
+                ).scalar_one()
+            assert images == 4
+            assert "ready in" in shown and "❌" not in shown, shown
+            assert "time limit" not in output and "TimeLimit" not in output and "Traceback" not in output
+            rig.report("slow model load", [job_id])
