@@ -17,19 +17,29 @@ queue by its nature, never with history.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import shutil
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
 from typing import Any
+
+if __name__ == "__main__":  # run as a script: the checkout's packages, not an installed copy
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.common import BENCH_PLANS, Row, median, submit
+from bench.common import BENCH_PLANS, Row, median, scratch_database, servers, submit
 
-__all__ = ["measure", "row"]
+__all__ = ["main", "measure", "row"]
 
 MEMBERS = 1000
 #: A member with no jobs, who submits.
@@ -107,6 +117,9 @@ def measure(*, database_url: str, redis_url: str, key_prefix: str, models_file: 
     from inference.dispatch import broker_epoch
     from inference.reaper import reap
 
+    for name, sizes in (("finished_sizes", finished_sizes), ("queued_sizes", queued_sizes)):
+        if not sizes or any(b <= a for a, b in pairwise((0, *sizes))):
+            raise ValueError(f"{name} must be positive and increasing, got {sizes!r}")
     catalog, book = load_catalog(models_file), load_plans(BENCH_PLANS)
     engine = make_engine(database_url, pool_size=2)
     sessions: sessionmaker[Session] = make_sessionmaker(engine)
@@ -152,25 +165,27 @@ def measure(*, database_url: str, redis_url: str, key_prefix: str, models_file: 
             "reaper pass": lambda: reap(sessions, app, heartbeat_s=5.0, max_attempts=3),
         }
 
+    next_id = 1  # the next job's number (its idempotency key), on from the last one loaded
+
+    def top_up(state: str, have: int, want: int) -> None:
+        """Load jobs in ``state`` until there are ``want`` of them (``have`` already), numbered on from the last."""
+        nonlocal next_id
+        with sessions() as session, session.begin():
+            _load(session, first=next_id, count=want - have, state=state, spec=spec, epoch=epoch)
+        next_id += want - have
+
     results: list[dict[str, Any]] = []
     plans: dict[str, list[str]] = {}
-    loaded_finished = 0
-    next_id = 1
     try:
-        for finished in finished_sizes:
-            with sessions() as session, session.begin():
-                _load(session, first=next_id, count=finished - loaded_finished, state="succeeded", spec=spec,
-                      epoch=epoch)
-            next_id += finished - loaded_finished
-            loaded_finished = finished
-            base_id, loaded_queued = next_id, 0
-            for queued in queued_sizes:
-                with sessions() as session, session.begin():
-                    _load(session, first=next_id, count=queued - loaded_queued, state="queued", spec=spec,
-                          epoch=epoch)
-                next_id += queued - loaded_queued
-                loaded_queued = queued
+        for previous_finished, finished in pairwise((0, *finished_sizes)):
+            top_up("succeeded", previous_finished, finished)
+            base_id = next_id
+            for previous_queued, queued in pairwise((0, *queued_sizes)):
+                top_up("queued", previous_queued, queued)
                 _vacuum(engine)
+                with sessions() as session:  # what the hops run against, counted
+                    held = {state: count for state, count in session.execute(
+                        text("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")).tuples()}
                 timings: dict[str, float] = {}
                 for name, hop in hops().items():
                     hop()  # warm: plans cached, pages read
@@ -180,7 +195,7 @@ def measure(*, database_url: str, redis_url: str, key_prefix: str, models_file: 
                         hop()
                         runs.append((time.perf_counter() - started) * 1000)
                     timings[name] = round(median(runs), 2)
-                results.append({"finished": finished, "queued": queued, "ms": timings})
+                results.append({"finished": finished, "queued": queued, "rows": held, "ms": timings})
                 if finished == finished_sizes[-1] and queued == queued_sizes[-1]:
                     for name, hop in hops().items():
                         capture.statements, capture.on = [], True
@@ -224,3 +239,57 @@ def row(figures: dict[str, Any]) -> Row:
     return Row(7, "growth of the jobs table (history and queue)", measured,
                f"flat in history (< ×{FLAT_RATIO:.0f}, no seq scan of jobs)",
                all(h["flat"] for h in flat.values()), figures, details)
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    """``"1000,4000"`` -> ``(1000, 4000)``; increasing positive sizes."""
+    try:
+        sizes = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated row counts, got {value!r}") from None
+    if not sizes or any(b <= a for a, b in pairwise((0, *sizes))):
+        raise argparse.ArgumentTypeError(f"expected positive, increasing row counts, got {value!r}")
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Row 7 on its own: a scratch database on the given server (or an embedded one), the table printed.
+    A hop that is not flat is a figure, not a failure (as in ``python -m bench``): the exit status is 0."""
+    parser = argparse.ArgumentParser(prog="bench/growth.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("IMAGINE_TEST_DATABASE_URL", ""),
+                        help="a PostgreSQL server (default: IMAGINE_TEST_DATABASE_URL, else an embedded one)")
+    parser.add_argument("--redis-url", default=os.environ.get("IMAGINE_TEST_REDIS_URL", ""),
+                        help="a Redis, for the reaper's pass (default: IMAGINE_TEST_REDIS_URL, else an embedded one)")
+    parser.add_argument("--finished", type=_sizes, default=(10_000, 100_000, 1_000_000),
+                        help="finished rows, comma-separated (default: 10000,100000,1000000)")
+    parser.add_argument("--queued", type=_sizes, default=(1_000, 10_000),
+                        help="queued rows at each history size, comma-separated (default: 1000,10000)")
+    parser.add_argument("--reps", type=int, default=15, help="timed runs of each hop; the median counts (default: 15)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error(f"--reps must be at least 1, got {args.reps}")
+
+    from inference.tiny import write_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="imagine-bench-growth-"))
+    try:
+        models_file = write_tiny_model(work / "models", families=["sd15"])  # the catalog's default model
+        with servers(args.database_url or None, args.redis_url or None, work) as found, \
+                scratch_database(found.postgres, "growth") as url:
+            figures = measure(database_url=url, redis_url=found.redis, key_prefix=f"{found.key_prefix}growth:",
+                              models_file=models_file, finished_sizes=args.finished, queued_sizes=args.queued,
+                              reps=args.reps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = row(figures)
+    print(f"{result.hop}: {result.measured}; flat in history: {'yes' if result.met else 'no'}")
+    print("\n".join(result.details))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -90,19 +90,22 @@ COMPILE_GUESS_S = 90.0
 
 # -- full-size configs (public facts: the published models' config.json files) -------------------------
 
+#: Keyword arguments of a module's or config's constructor, as in a published ``config.json``.
+ConfigArgs = dict[str, Any]
+
 
 @dataclass(frozen=True, slots=True)
 class FamilyConfig:
     """Constructor arguments of one family's modules: ``UNet2DConditionModel``, ``AutoencoderKL``,
     ``CLIPTextConfig`` of the first text encoder and, for SDXL, of the second (with projection)."""
 
-    unet: dict[str, Any]
-    vae: dict[str, Any]
-    text: dict[str, Any]
-    text_2: dict[str, Any] | None = None
+    unet: ConfigArgs
+    vae: ConfigArgs
+    text: ConfigArgs
+    text_2: ConfigArgs | None = None
 
 
-_VAE = {
+_VAE: ConfigArgs = {
     "in_channels": 3,
     "out_channels": 3,
     "down_block_types": ("DownEncoderBlock2D",) * 4,
@@ -111,7 +114,7 @@ _VAE = {
     "layers_per_block": 2,
     "latent_channels": 4,
 }
-_CLIP_L = {
+_CLIP_L: ConfigArgs = {
     "vocab_size": 49408,
     "hidden_size": 768,
     "intermediate_size": 3072,
@@ -121,7 +124,7 @@ _CLIP_L = {
     "hidden_act": "quick_gelu",
     "projection_dim": 768,
 }
-_CLIP_BIG_G = {
+_CLIP_BIG_G: ConfigArgs = {
     "vocab_size": 49408,
     "hidden_size": 1280,
     "intermediate_size": 5120,
@@ -173,21 +176,22 @@ FULL_SIZE: dict[str, FamilyConfig] = {
 
 
 #: FLUX.1's and Z-Image's VAE (16 latent channels, no quant convs).
-_VAE_16 = {**_VAE, "latent_channels": 16, "use_quant_conv": False, "use_post_quant_conv": False,
-           "scaling_factor": 0.3611, "shift_factor": 0.1159}
-_T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_ff": 10240, "d_kv": 64, "num_heads": 64, "num_layers": 24,
-           "feed_forward_proj": "gated-gelu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0}
-_QWEN3_4B = {"vocab_size": 151936, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
-             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 40960,
-             "rope_theta": 1000000.0, "tie_word_embeddings": True}
+_VAE_16: ConfigArgs = {**_VAE, "latent_channels": 16, "use_quant_conv": False, "use_post_quant_conv": False,
+                       "scaling_factor": 0.3611, "shift_factor": 0.1159}
+_T5_XXL: ConfigArgs = {"vocab_size": 32128, "d_model": 4096, "d_ff": 10240, "d_kv": 64, "num_heads": 64,
+                       "num_layers": 24, "feed_forward_proj": "gated-gelu", "pad_token_id": 0, "eos_token_id": 1,
+                       "decoder_start_token_id": 0}
+_QWEN3_4B: ConfigArgs = {"vocab_size": 151936, "hidden_size": 2560, "intermediate_size": 9728,
+                         "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+                         "max_position_embeddings": 40960, "rope_theta": 1000000.0, "tie_word_embeddings": True}
 
 
 @dataclass(frozen=True, slots=True)
 class DitConfig:
     """A DiT family's full-size transformer, VAE and text encoder configs, and its defaults."""
 
-    transformer: dict[str, Any]
-    vae: dict[str, Any]
+    transformer: ConfigArgs
+    vae: ConfigArgs
     steps: int
     guidance: float
     #: Denoiser passes per step: 1 for guidance-distilled FLUX.1 and Z-Image Turbo at guidance 0.
@@ -222,15 +226,17 @@ def build_dit_components(family: str, *, device: str | torch.device, dtype: torc
                          token_ids: dict[str, int] | None = None) -> dict[str, torch.nn.Module]:
     """``family``'s full-size transformer, VAE and text encoders, random weights, on ``device``; each is cast
     to ``dtype`` as soon as it is built (the FLUX.1 transformer alone is 48 GB in float32)."""
-    import diffusers
+    # From diffusers.models, not diffusers: to mypy the top-level names are the torch-less placeholders
+    # (diffusers.utils.dummy_pt_objects), which are no torch.nn.Module.
+    from diffusers.models import AutoencoderKL, FluxTransformer2DModel, ZImageTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, Qwen3Config, Qwen3Model, T5Config, T5EncoderModel
 
     config = DIT_FULL_SIZE[family]
     ids: dict[str, Any] = {f"{name}_token_id": value for name, value in (token_ids or {}).items()}
-    cls = diffusers.FluxTransformer2DModel if family == "flux" else diffusers.ZImageTransformer2DModel
+    cls = FluxTransformer2DModel if family == "flux" else ZImageTransformer2DModel
     builders: dict[str, Callable[[], torch.nn.Module]] = {
         "transformer": lambda: cls(**config.transformer),
-        "vae": lambda: diffusers.AutoencoderKL(**config.vae),
+        "vae": lambda: AutoencoderKL(**config.vae),
     }
     if family == "flux":
         builders["text_encoder"] = lambda: CLIPTextModel(CLIPTextConfig(**_CLIP_L, **ids))

@@ -4,11 +4,16 @@ Only files are read (``model_index.json`` and the component folders; a Hub id's 
 ``huggingface_hub``): no torch, no diffusers, no weights in memory, no CUDA. So the worker's parent process can
 check every model of its queues in well under a second, and one that cannot load is reported in one line
 instead of failing a member's job later. A corrupt weights file is still found only when it is loaded.
+
+A single-file checkpoint without ``config`` takes its pipeline's configs from a Hub repo that diffusers picks by
+the checkpoint's keys (:func:`_default_config_repo`, read from the safetensors header): the check finds them in the
+local Hugging Face cache, or asks the Hub for that repo's ``model_index.json`` (unless HF_HUB_OFFLINE is set).
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,38 @@ __all__ = ["check_model"]
 _SKIPPED_BY_SINGLE_FILE = ("safety_checker",)
 #: Files that hold a component's weights in the diffusers layout.
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.gguf")
+#: What to do about a single-file checkpoint whose pipeline configs cannot be had from the Hub or its cache.
+_CONFIG_FIX = ("set `config` to a local folder with the family's pipeline configs (a diffusers folder of this "
+               "model: its model_index.json and component configs; no weights needed)")
+#: The Hub repos ``from_single_file`` reads a checkpoint's pipeline configs from when it is given no ``config``,
+#: by the model type it infers from the checkpoint's keys: diffusers' ``DIFFUSERS_DEFAULT_PIPELINE_PATHS``
+#: (``diffusers.loaders.single_file_utils``), the types of the families that load single files here.
+DEFAULT_CONFIG_REPOS = {
+    "v1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "v2": "stabilityai/stable-diffusion-2-1",
+    "inpainting": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "inpainting_v2": "stabilityai/stable-diffusion-2-inpainting",
+    "xl_base": "stabilityai/stable-diffusion-xl-base-1.0",
+    "xl_refiner": "stabilityai/stable-diffusion-xl-refiner-1.0",
+    "xl_inpaint": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+    "playground-v2-5": "playgroundai/playground-v2.5-1024px-aesthetic",
+    "sd3": "stabilityai/stable-diffusion-3-medium-diffusers",
+    "sd35_medium": "stabilityai/stable-diffusion-3.5-medium",
+    "sd35_large": "stabilityai/stable-diffusion-3.5-large",
+    "flux-dev": "black-forest-labs/FLUX.1-dev",
+    "flux-schnell": "black-forest-labs/FLUX.1-schnell",
+    "flux-fill": "black-forest-labs/FLUX.1-Fill-dev",
+    "flux-depth": "black-forest-labs/FLUX.1-Depth-dev",
+    "z-image-turbo": "Tongyi-MAI/Z-Image-Turbo",
+}
+#: Each family's model types, the likeliest first (what a ``.ckpt``, whose keys are not read here, may be).
+_FAMILY_MODEL_TYPES = {
+    "sd15": ("v1", "v2", "inpainting", "inpainting_v2"),
+    "sdxl": ("xl_base", "xl_refiner", "xl_inpaint", "playground-v2-5"),
+    "sd3": ("sd3", "sd35_medium", "sd35_large"),
+    "flux": ("flux-dev", "flux-schnell", "flux-fill", "flux-depth"),
+    "zimage": ("z-image-turbo",),
+}
 
 
 def check_model(preset: ModelPreset) -> str | None:
@@ -47,7 +84,9 @@ def _model_problem(preset: ModelPreset) -> str | None:
             return f"family {caps.family!r} cannot load a single-file checkpoint; use a diffusers folder or Hub id"
         if not Path(source).is_file():
             return f"there is no checkpoint file at {source}"
-        return _config_problem(preset.memory.config, caps) if preset.memory.config else None
+        if preset.memory.config:
+            return _config_problem(preset.memory.config, caps)
+        return _hub_config_problem(Path(source), caps)
     local = Path(source).exists()
     try:
         index = _model_index(source, local)
@@ -91,6 +130,119 @@ def _config_problem(config: str, caps: Capabilities) -> str | None:
         if not any((folder / name).glob("*.json")):
             return f"its config folder {config} has no {name} config (no {name}/*.json); {fix}"
     return None
+
+
+def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
+    """Why ``from_single_file`` cannot get ``checkpoint``'s pipeline configs with no ``config`` folder: diffusers
+    downloads them from its default repo for the checkpoint (``snapshot_download`` of its json and txt files), or
+    with HF_HUB_OFFLINE set takes that snapshot from the local cache. A complete snapshot in the cache is enough;
+    else, offline, nothing is; online, the repo's ``model_index.json`` must be there to read (a gated repo needs a
+    token); its snapshot is left for diffusers to download."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+
+    shapes = _safetensors_shapes(checkpoint)
+    model_type = default_model_type(shapes) if shapes else None  # a .ckpt: any of the family's types
+    types = _FAMILY_MODEL_TYPES.get(caps.family, ())
+    candidates = [model_type] if model_type in types else list(types)
+    if not candidates:
+        return None  # a family diffusers has no default configs for: nothing to find out here
+    repos = [DEFAULT_CONFIG_REPOS[name] for name in candidates]
+    partly: list[str] = []
+    for repo in repos:
+        cached = try_to_load_from_cache(repo, "model_index.json")
+        if isinstance(cached, str):
+            missing = _snapshot_problem(Path(cached).parent, caps)
+            if missing is None:
+                return None
+            partly.append(f"{repo}: {missing}")
+    named = " or ".join(repos)
+    if partly:
+        return (f"it has no `config`, and the pipeline configs diffusers reads for it are only partly in the local "
+                f"Hugging Face cache ({'; '.join(partly)}); {_CONFIG_FIX}")
+    if constants.HF_HUB_OFFLINE:
+        return (f"it has no `config`, and the pipeline configs diffusers reads for it ({named} on the Hugging Face "
+                f"Hub) are not in the local cache, with HF_HUB_OFFLINE set; {_CONFIG_FIX}")
+    try:  # one HEAD request, no retries: is the repo there, and may this machine read it?
+        get_hf_file_metadata(hf_hub_url(repos[0], "model_index.json"))
+    except Exception as exc:  # unreachable, gated, not found: huggingface_hub's and the network's errors
+        return (f"it has no `config`, and the pipeline configs diffusers reads for it cannot be fetched from the "
+                f"Hugging Face Hub ({repos[0]}: {_first_line(exc)}); {_CONFIG_FIX}")
+    return None
+
+
+def _snapshot_problem(folder: Path, caps: Capabilities) -> str | None:
+    """What a cached snapshot of a default config repo lacks for ``caps``' pipeline, in a few words."""
+    try:
+        index = _model_index(str(folder), local=True)
+    except (OSError, ValueError) as exc:
+        return f"no readable model_index.json ({_first_line(exc)})"
+    found = index.get("_class_name")
+    if found not in caps.pipelines:
+        return f"a {found} pipeline, not one of family {caps.family!r}"
+    for name, value in index.items():
+        if name.startswith("_") or name in _SKIPPED_BY_SINGLE_FILE or not isinstance(value, list) or value[0] is None:
+            continue
+        if not any((folder / name).glob("*.json")):
+            return f"no {name} config"
+    return None
+
+
+def default_model_type(shapes: dict[str, list[int]]) -> str | None:
+    """The model type diffusers' ``infer_diffusers_model_type`` gives a checkpoint with these tensor shapes, for
+    the checkpoints of the families here (the branches of that function that lead to them, in its order);
+    ``None`` for an SD 3 file of a size it does not know. Anything else is ``"v1"``, as there."""
+    def dim(key: str, index: int) -> int | None:
+        shape = shapes.get(key)
+        return shape[index] if shape is not None and -len(shape) <= index < len(shape) else None
+
+    unet = "model.diffusion_model."
+    v2 = dim(unet + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight", -1) == 1024
+    xl_base = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias" in shapes
+    if dim(unet + "input_blocks.0.0.weight", 1) == 9:
+        return "inpainting_v2" if v2 else "xl_inpaint" if xl_base else "inpainting"
+    if v2:
+        return "v2"
+    if "edm_mean" in shapes:
+        return "playground-v2-5"
+    if xl_base:
+        return "xl_base"
+    if "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias" in shapes:
+        return "xl_refiner"
+    sd3 = [key for key in ("joint_blocks.0.context_block.adaLN_modulation.1.bias",
+                           unet + "joint_blocks.0.context_block.adaLN_modulation.1.bias") if key in shapes]
+    if sd3 and any(dim(key, -1) == 9216 for key in sd3):
+        positions = dim(unet + "pos_embed" if unet + "pos_embed" in shapes else "pos_embed", 1)
+        return {36864: "sd3", 147456: "sd35_medium"}.get(positions or 0)
+    if any(key in shapes for key in ("joint_blocks.37.x_block.mlp.fc1.weight",
+                                     unet + "joint_blocks.37.x_block.mlp.fc1.weight")):
+        return "sd35_large"
+    if any(key in shapes for key in ("double_blocks.0.img_attn.norm.key_norm.scale",
+                                     unet + "double_blocks.0.img_attn.norm.key_norm.scale")):
+        if not any(key in shapes for key in ("guidance_in.in_layer.bias", unet + "guidance_in.in_layer.bias")):
+            return "flux-schnell"
+        channels = dim(unet + "img_in.weight" if unet + "img_in.weight" in shapes else "img_in.weight", 1)
+        return {384: "flux-fill", 128: "flux-depth"}.get(channels or 0, "flux-dev")
+    if any(key in shapes for key in ("layers.0.adaLN_modulation.0.weight",
+                                     unet + "layers.0.adaLN_modulation.0.weight")):
+        return "z-image-turbo"
+    return "v1"
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]] | None:
+    """The tensor shapes in a ``.safetensors`` file's header (8 bytes of length, then JSON), without reading the
+    weights; ``None`` when ``path`` is no readable safetensors file (a ``.ckpt`` is a pickle)."""
+    try:
+        with path.open("rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > 100_000_000:
+                return None
+            header = json.loads(file.read(length))
+    except (OSError, ValueError, struct.error):
+        return None
+    if not isinstance(header, dict):
+        return None
+    return {key: list(value["shape"]) for key, value in header.items()
+            if key != "__metadata__" and isinstance(value, dict) and isinstance(value.get("shape"), list)}
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,5 +1,6 @@
-"""Single-file (original-layout) checkpoints: they load with no network from a local ``config`` folder, draw what
-the same model's diffusers folder draws, and a missing or broken ``config`` folder is one line at start-up."""
+"""Single-file (original-layout) checkpoints, SD 1.5 and SDXL: they load with no network from a local ``config``
+folder, draw what the same model's diffusers folder draws, and a missing or broken ``config`` folder is one line at
+start-up."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ from safetensors import safe_open
 from domain.catalog import ModelPreset, parse_catalog
 from inference.modelcheck import check_model
 from tests.imagine.test_cli import imagine
-from tests.support.checkpoints import CLIP, UNET, VAE, copy_configs, write_sd15_checkpoint
+from tests.support.checkpoints import (
+    CLIP,
+    CLIP_XL,
+    OPEN_CLIP_XL,
+    UNET,
+    VAE,
+    copy_configs,
+    write_sd15_checkpoint,
+    write_sdxl_checkpoint,
+    write_tiny_sdxl,
+)
 
 #: Hub access fails at once: anything that tried the network would fail the test instead of waiting.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
@@ -128,3 +139,79 @@ def test_a_missing_or_broken_config_folder_is_named(checkpoint_preset: ModelPres
 
 def _with_config(preset: ModelPreset, config: Path) -> ModelPreset:
     return replace(preset, memory=replace(preset.memory, config=str(config)))
+
+
+# -- SDXL ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sdxl_single_file(tiny_models_file: Path) -> tuple[Path, Path, Path]:
+    """A tiny SDXL folder (:func:`write_tiny_sdxl`: its second text encoder wider than the first, as SDXL's), the
+    same model as one original-layout checkpoint, and its folder without weights (the ``config`` folder)."""
+    base = tiny_models_file.parent
+    folder = write_tiny_sdxl(base / "tiny-sdxl-wide")
+    checkpoint = write_sdxl_checkpoint(folder, base / "single-file" / "tiny-sdxl.safetensors")
+    return folder, checkpoint, copy_configs(folder, base / "single-file" / "tiny-sdxl-config")
+
+
+@pytest.fixture(scope="module")
+def sdxl_single_file_models(tiny_models_file: Path, sdxl_single_file: tuple[Path, Path, Path]) -> Path:
+    """A models file with ``xl`` (the tiny SDXL folder) and ``xl-file`` (its checkpoint and config folder), both
+    with the tiny SDXL's defaults."""
+    tiny = tomllib.loads(tiny_models_file.read_text())["models"]["tiny-xl"]
+    table = {key: value for key, value in tiny.items() if key not in ("aliases", "draft", "loras")}
+    base = tiny_models_file.parent
+    folder, checkpoint, config = (f"./{path.relative_to(base)}" for path in sdxl_single_file)
+    models = {"xl": {**table, "source": folder}, "xl-file": {**table, "source": checkpoint, "config": config}}
+    lines = ['default = "xl"\n']
+    for name, values in models.items():
+        lines.append(f"\n[models.{name}]\n")
+        lines += [f"{key} = {json.dumps(value)}\n" for key, value in values.items()]
+    path = base / "sdxl-single-file.toml"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_the_sdxl_file_has_the_original_layout(sdxl_single_file: tuple[Path, Path, Path]) -> None:
+    with safe_open(str(sdxl_single_file[1]), framework="pt") as file:
+        keys = set(file.keys())
+        width_2 = file.get_tensor(OPEN_CLIP_XL + "positional_embedding").shape[-1]
+        assert file.get_tensor(OPEN_CLIP_XL + "transformer.resblocks.1.attn.in_proj_weight").shape == (
+            3 * width_2, width_2)  # q, k and v in one
+    assert all(key.startswith((UNET, VAE, CLIP_XL, OPEN_CLIP_XL)) for key in keys)
+    assert {UNET + "label_emb.0.0.weight", UNET + "label_emb.0.2.weight", UNET + "middle_block.1.proj_in.weight",
+            CLIP_XL + "text_model.embeddings.position_embedding.weight", OPEN_CLIP_XL + "token_embedding.weight",
+            OPEN_CLIP_XL + "text_projection", OPEN_CLIP_XL + "ln_final.weight",
+            OPEN_CLIP_XL + "transformer.resblocks.0.mlp.c_fc.weight"} <= keys
+
+
+def test_diffusers_loads_the_sdxl_file_with_the_folders_weights_offline(
+    sdxl_single_file: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+    from diffusers import StableDiffusionXLPipeline
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets
+    folder, checkpoint, config = sdxl_single_file
+    loaded = StableDiffusionXLPipeline.from_single_file(str(checkpoint), config=str(config), local_files_only=True)
+    pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
+    for component in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        want = getattr(pipe, component).state_dict()
+        got = getattr(loaded, component).state_dict()
+        assert set(got) == set(want), component
+        assert [key for key in want if not torch.equal(got[key], want[key])] == [], component
+
+
+def test_generate_on_the_sdxl_checkpoint_draws_the_folders_grid_with_the_hub_offline(
+    sdxl_single_file_models: Path, tmp_path: Path
+) -> None:
+    catalog = parse_catalog(tomllib.loads(sdxl_single_file_models.read_text()), sdxl_single_file_models.parent)
+    assert check_model(catalog.get("xl-file")) is None
+    out = tmp_path / "grid.png"
+    result = imagine("generate", "a fox --model {xl-file, xl} --seed 7", "--out", str(out),
+                     env={"MODELS_FILE": str(sdxl_single_file_models), **OFFLINE})
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as from_file, Image.open(tmp_path / "grid-2.png") as from_folder:
+        assert from_file.size == from_folder.size
+        assert from_file.tobytes() == from_folder.tobytes()
+        assert len(set(from_folder.getdata())) > 100  # a random model's noise, not a blank grid
