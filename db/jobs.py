@@ -204,11 +204,13 @@ def _live_running(stale_after: timedelta) -> Any:
 
 
 def _older_waiting() -> Any:
-    """How many older jobs of the job's member wait in its lane (a correlated subquery on ``Job``)."""
+    """How many older jobs of the job's member wait in its queue, its model and lane (a correlated subquery
+    on ``Job``). Per queue, not per lane: a job waiting for a busy (or absent) model's workers does not hold
+    back the member's jobs on another model whose workers are free."""
     other = _OTHER
     return (
         select(func.count()).select_from(other)
-        .where(other.user_id == Job.user_id, other.lane == Job.lane, other.id < Job.id,
+        .where(other.user_id == Job.user_id, other.queue == Job.queue, other.id < Job.id,
                other.state == JobState.QUEUED.value, other.cancel_requested.is_(False))
         .scalar_subquery()
     )
@@ -216,8 +218,8 @@ def _older_waiting() -> Any:
 
 def _has_slot(stale_after: timedelta) -> Any:
     """True when the job may start within its member's running limit for its lane: their live running
-    jobs there, plus their older jobs waiting there (which go first: a member's jobs start in the order
-    they were asked), leave it a slot."""
+    jobs in the lane, plus their older jobs waiting in its queue (which go first: a member's jobs of a
+    queue start in the order they were asked), leave it a slot."""
     return Job.max_running.is_(None) | (_live_running(stale_after) + _older_waiting() < Job.max_running)
 
 
@@ -225,6 +227,8 @@ def _lock_member(session: Session, user_id: int) -> None:
     """The member's row lock, under which their running limit is counted (FOR NO KEY UPDATE, like
     submit's: foreign-key checks (FOR KEY SHARE) pass it, no deadlock)."""
     session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+
+
 def _snowflake_ms(snowflake: int) -> int:
     return snowflake >> 22
 
@@ -281,7 +285,7 @@ def claim(
     ``dead_owners`` lets a worker take over at once from a process it knows has died (a killed prefork
     child on the same host) instead of waiting for the heartbeat to go stale. A job that already had
     ``max_attempts`` claims is not taken (:func:`give_up` ends it), whatever redelivered its message.
-    A job whose member runs their plan's limit in its lane, or has an older job waiting there, is not
+    A job whose member runs their plan's limit in its lane, or has an older job waiting in its queue, is not
     taken either (:func:`held_back`). None: not claimed.
     """
     now = func.now()
@@ -475,26 +479,26 @@ def limited_lane(*, session: Session, job_id: int) -> tuple[int, str] | None:
 
 
 def next_held(*, session: Session, user_id: int, lane: str) -> Job | None:
-    """The held job of a member in a lane to publish now that one of their jobs there ended: their oldest
-    waiting job, when it has no message (one in transit is left alone: it is the next to start anyway).
+    """The held job of a member in a lane to publish now that one of their jobs there ended: the oldest of
+    their jobs with no message that heads its queue (a job with an older one waiting in its queue goes after
+    it; a queue whose head is in transit already has its next job on the way).
 
     Under the member's row lock, like the claim that held it, so a job held back just as the slot freed
     is seen here; and under the job's row lock, so the reaper does not publish it at the same time. The
     caller publishes it (:func:`mark_published`) before commit.
     """
     _lock_member(session, user_id)
-    oldest = session.execute(
+    return session.execute(
         select(Job).where(
             Job.user_id == user_id, Job.lane == lane, Job.state == JobState.QUEUED.value,
-            Job.cancel_requested.is_(False),
+            Job.cancel_requested.is_(False), Job.published_at.is_(None), _older_waiting() == 0,
         ).order_by(Job.id).limit(1).with_for_update()
     ).scalar_one_or_none()
-    return oldest if oldest is not None and oldest.published_at is None else None
 
 
 def startable(*, session: Session, job_ids: Sequence[int], stale_after: timedelta) -> list[int]:
     """Of these jobs, those to publish now: queued with no message yet, and free to start (no running
-    limit, or their member has a free slot in the lane and no older job waiting there). The others wait
+    limit, or their member has a free slot in the lane and no older job waiting in its queue). The others wait
     with no message until one of their member's jobs there ends (:func:`next_held`) or the reaper sees a
     free slot (:func:`publishable`), so a member's backlog holds no message per job it cannot start yet.
 

@@ -151,3 +151,29 @@ def test_stale_finds_lost_jobs_and_requeue_puts_them_back(session: Session) -> N
     jobs_db.requeue(session=session, job_id=running.id)
     row = jobs_db.get(session=session, job_id=running.id)
     assert row is not None and row.state == JobState.QUEUED and row.owner is None and row.published_at is None
+
+
+def test_a_limited_members_jobs_start_in_order_within_a_queue_and_a_job_of_another_model_does_not_block(
+    session: Session,
+) -> None:
+    member = next_id()
+    # An older job of theirs waits for another model's workers (busy, or none serve it).
+    elsewhere, _ = jobs_db.submit(session=session, new=new_job(member, spec=spec(model="elsewhere"), max_running=1))
+    first, _ = jobs_db.submit(session=session, new=new_job(member, max_running=1))
+    second, _ = jobs_db.submit(session=session, new=new_job(member, max_running=1))
+
+    # In its own queue the newer job waits for the older; the job on the other model does not hold either back.
+    assert jobs_db.claim(session=session, job_id=second.id, owner="w", stale_after=STALE) is None
+    assert jobs_db.startable(session=session, job_ids=[first.id, second.id], stale_after=STALE) == [first.id]
+    claimed = jobs_db.claim(session=session, job_id=first.id, owner="w", stale_after=STALE)
+    assert claimed is not None and claimed.queue == "tiny.fast"
+
+    # Its slot taken, neither waiting job starts; once it ends, the next held job heading its queue is the
+    # oldest held one: the other model's job (the second still waits behind nothing but the limit).
+    assert jobs_db.claim(session=session, job_id=second.id, owner="w", stale_after=STALE) is None
+    jobs_db.finish(session=session, job_id=first.id, state=JobState.SUCCEEDED, owner="w")
+    held = jobs_db.next_held(session=session, user_id=member, lane="fast")
+    assert held is not None and held.id == elsewhere.id
+    jobs_db.mark_published(session=session, job_ids=[elsewhere.id], epoch="test")
+    following = jobs_db.next_held(session=session, user_id=member, lane="fast")
+    assert following is not None and following.id == second.id
