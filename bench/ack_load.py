@@ -13,6 +13,7 @@ acknowledgement time is the fake's.
 
     .venv/bin/python bench/ack_load.py --jobs 200 --members 50
     .venv/bin/python bench/ack_load.py --jobs 200 --members 50 --before /tmp/ackload-before   # side by side
+    .venv/bin/python bench/ack_load.py --jobs 200 --members 50 --worker noop   # no drawing beside the bot
 
 ``--before DIR`` first measures the bot from another checkout (``git archive <commit> | tar -x -C DIR``),
 then this one, under the same load, and prints both. PostgreSQL and Redis: ``DATABASE_URL`` / ``REDIS_URL``
@@ -56,6 +57,10 @@ __all__ = ["measure"]
 ROOT = Path(__file__).resolve().parents[1]
 PLANS = ROOT / "tests" / "bot" / "plans.toml"  # a roomy default plan: no member is refused for quota
 DEADLINE_S = 3.0
+#: The worker beside the bot: ``tiny`` draws with the tiny model on these same cores, as ``imagine run`` does on
+#: a machine without a GPU; ``noop`` draws blank images (``bench.noop_worker``), as when the GPU is another
+#: machine's: the same jobs, claims and deliveries, no drawing beside the bot.
+RENDERERS: dict[str, tuple[str, ...]] = {"tiny": ("imagine.cli", "worker"), "noop": ("bench.noop_worker",)}
 _PROBE_S = 0.01
 
 
@@ -95,9 +100,10 @@ async def _probe(lags: list[float], stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _bot(jobs: int, root: Path, database_url: str, redis_url: str,
-               source: Path) -> AsyncIterator[tuple[FakeDiscord, str]]:
-    """The fake Discord, a worker and ``imagine bot`` (from ``source``) logged in to it; and its metrics URL."""
+async def _bot(jobs: int, root: Path, database_url: str, redis_url: str, source: Path,
+               renderer: str) -> AsyncIterator[tuple[FakeDiscord, str]]:
+    """The fake Discord, a worker (drawing with ``renderer``) and ``imagine bot`` (from ``source``) logged in
+    to it; and its metrics URL."""
     from inference.tiny import write_tiny_model
 
     models = write_tiny_model(root / "models")
@@ -111,7 +117,7 @@ async def _bot(jobs: int, root: Path, database_url: str, redis_url: str,
             discord_gateway_url=fake.gateway_url, command_burst=max(5, jobs), command_rate_per_minute=60.0,
             bot_metrics_port=free_port(), metrics_host="127.0.0.1",
         )
-        worker = await asyncio.to_thread(start_worker, settings)
+        worker = await asyncio.to_thread(start_worker, settings, command=RENDERERS[renderer])
         try:
             async with bot_process(settings, fake, root / "bot.log", source=source):
                 yield fake, f"http://127.0.0.1:{settings.bot_metrics_port}"
@@ -136,14 +142,14 @@ def _stalls_over(metrics: Scrape, bound: str) -> float:
         "imagine_bot_event_loop_lag_seconds_bucket", le=bound)
 
 
-async def measure(jobs: int, members: int, *, source: Path = ROOT) -> dict[str, Any]:
+async def measure(jobs: int, members: int, *, source: Path = ROOT, renderer: str = "tiny") -> dict[str, Any]:
     """Send ``jobs`` ``/imagine`` at once from ``members`` members to the bot of ``source`` (this checkout);
     the acknowledgement times (ms: p50, p99, max), how many missed Discord's 3 s, and the bot's longest
     event-loop stall (ms, from its own probe)."""
     root = Path(tempfile.mkdtemp(prefix="imagine-bench-ack-"))
     try:
         with _services(root) as (database_url, redis_url):
-            async with _bot(jobs, root, database_url, redis_url, source) as (fake, metrics_url):
+            async with _bot(jobs, root, database_url, redis_url, source, renderer) as (fake, metrics_url):
                 users = [fake.add_user(f"member{n}") for n in range(members)]
                 # Warm up: the fake compiles Discord's OpenAPI description on its first request, the bot
                 # opens its pools. Neither is what a burst on a running bot meets.
@@ -177,6 +183,7 @@ async def measure(jobs: int, members: int, *, source: Path = ROOT) -> dict[str, 
     return {
         "jobs": jobs,
         "members": members,
+        "worker": renderer,
         "p50_ms": round(statistics.median(delays), 1) if delays else None,
         "p99_ms": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 1) if delays else None,
         "max_ms": round(delays[-1], 1) if delays else None,
@@ -195,13 +202,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--before", type=Path, help="another checkout's bot to measure first, side by side")
+    parser.add_argument("--worker", choices=sorted(RENDERERS), default="tiny",
+                        help="tiny: the tiny model drawn on these cores (default); noop: blank images")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.before is None:
-        print(json.dumps(asyncio.run(measure(args.jobs, args.members))))
+        print(json.dumps(asyncio.run(measure(args.jobs, args.members, renderer=args.worker))))
         return
-    before = asyncio.run(measure(args.jobs, args.members, source=args.before.resolve()))
-    after = asyncio.run(measure(args.jobs, args.members))
+    before = asyncio.run(measure(args.jobs, args.members, source=args.before.resolve(), renderer=args.worker))
+    after = asyncio.run(measure(args.jobs, args.members, renderer=args.worker))
     print(json.dumps({"before": before, "after": after}))
 
 

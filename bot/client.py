@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -53,10 +54,14 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
 
 class ImagineBot(commands.Bot):
     def __init__(self, services: BotServices, **options: Any) -> None:
-        intents = discord.Intents.default()
-        intents.members = False
-        intents.presences = False
-        intents.message_content = False
+        # Only what the bot uses: its servers (channels, roles). Interactions and entitlements need no intent;
+        # without GUILD_MESSAGES a busy server's chat never reaches the bot's event loop.
+        intents = discord.Intents.none()
+        intents.guilds = True
+        # A bounded pool of kept-alive connections to Discord's API: a burst of acknowledgements reuses them
+        # instead of opening (and, against discord.com, TLS-handshaking) one connection per interaction.
+        connections = services.settings.discord_http_connections
+        options.setdefault("connector", aiohttp.TCPConnector(limit=0, limit_per_host=connections))
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
                          tree_cls=GuardedTree, **options)
         self.services = services

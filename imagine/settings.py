@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         """The ``WORKER_DEVICES``, one per worker process; empty: one process on the default device."""
         return tuple(part for part in self.worker_devices.split(",") if part)
 
+    discord_http_connections: int = Field(
+        default=32, ge=0,
+        description="Connections to Discord's API kept open and reused (0: no limit, a new one whenever all are busy).",
+    )
+
     @field_validator("discord_shards")
     @classmethod
     def _shards_are_auto_or_a_count(cls, value: str) -> str:

@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
 MIB = 1024 * 1024
+#: Gateway intents that message events need (Discord sends a message event only to a session that asked):
+#: GUILD_MESSAGES for a server channel's messages, DIRECT_MESSAGES for a DM's.
+GUILD_MESSAGES = 1 << 9
+DIRECT_MESSAGES = 1 << 12
 
 # Interaction types and callback types (https://discord.com/developers/docs/interactions/receiving-and-responding).
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
@@ -438,7 +442,8 @@ class FakeDiscord:
     client_timeout:
         Seconds :meth:`slash_command` and friends wait for a connected client before giving up.
     dispatch_message_events:
-        Send MESSAGE_CREATE/UPDATE/DELETE for non-ephemeral messages to connected clients, as Discord does.
+        Send MESSAGE_CREATE/UPDATE/DELETE for non-ephemeral messages to connected clients that asked for them
+        (the GUILD_MESSAGES or DIRECT_MESSAGES intent), as Discord does.
     validate_openapi:
         Refuse (400, code 50035) every request body that Discord's own OpenAPI description refuses, and record
         it in :attr:`schema_rejections` (see ``openapi.py``). On by default.
@@ -955,9 +960,10 @@ class FakeDiscord:
         await self._send_dispatch(target, event, data)
         return target
 
-    async def _broadcast(self, event: str, data: Any) -> None:
+    async def _broadcast(self, event: str, data: Any, *, intent: int = 0) -> None:
+        """Send ``event`` to every live session (that asked for ``intent``, when given)."""
         for session in self.sessions:
-            if session.alive:
+            if session.alive and (not intent or session.intents & intent):
                 await self._send_dispatch(session, event, data)
 
     async def request_reconnect(self) -> None:
@@ -1180,7 +1186,7 @@ class FakeDiscord:
     async def post_as_user(
         self, content: str, *, user: FakeUser | None = None, channel: FakeChannel | None = None
     ) -> dict[str, Any]:
-        """A user writes a message in a channel (sent to the bot as MESSAGE_CREATE)."""
+        """A user writes a message in a channel (sent as MESSAGE_CREATE to a client with the intent for it)."""
         target = channel or self.channel
         author = user or self.user
         message = self._new_message(target, {"content": content}, [], author=author)
@@ -2108,7 +2114,7 @@ class FakeDiscord:
             channel = self.channel_by_id(int(message["channel_id"]))
             if channel is not None and channel.guild_id:
                 data["guild_id"] = str(channel.guild_id)
-            await self._broadcast("MESSAGE_DELETE", data)
+            await self._broadcast("MESSAGE_DELETE", data, intent=_message_intent(data))
         self._bump()
 
     async def _message_event(self, event: str, message: dict[str, Any]) -> None:
@@ -2124,11 +2130,16 @@ class FakeDiscord:
             member = guild.members.get(author_id) if guild else None
             if member is not None:
                 data["member"] = member.payload(with_user=False)
-        await self._broadcast(event, data)
+        await self._broadcast(event, data, intent=_message_intent(data))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _message_intent(data: Mapping[str, Any]) -> int:
+    """The intent a message event needs: GUILD_MESSAGES in a server, DIRECT_MESSAGES in a DM."""
+    return GUILD_MESSAGES if data.get("guild_id") else DIRECT_MESSAGES
 
 
 def _public(message: Mapping[str, Any]) -> dict[str, Any]:
