@@ -42,6 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakediscord import FakeDiscord
+from tests.support.messages import shows_result
 from tests.support.metrics import Scrape, scrape
 from tests.support.services import (
     bot_process,
@@ -154,7 +155,8 @@ async def measure(jobs: int, members: int, *, source: Path = ROOT, renderer: str
                 # Warm up: the fake compiles Discord's OpenAPI description on its first request, the bot
                 # opens its pools. Neither is what a burst on a running bot meets.
                 warm = await fake.slash_command("imagine", {"prompt": "a warm-up"}, user=fake.add_user("warm"))
-                await warm.wait_original(lambda m: bool(m.get("content")), timeout=60)
+                # Its whole job, delivery included: the burst meets a bot and worker with nothing else to do.
+                await warm.wait_original(shows_result, timeout=120)
                 before = await asyncio.to_thread(scrape, metrics_url)  # the bot's longest stall: from here on
                 lags: list[float] = []
                 stop = asyncio.Event()
