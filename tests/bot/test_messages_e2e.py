@@ -21,6 +21,7 @@ from domain.prompt import MAX_PROMPT_CHARS
 from domain.spec import JobKind, JobState
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeUser, buttons
 from tests.support.messages import ephemeral_answer, shows_result
+from tests.support.services import WorkerProcess
 from tests.support.waiting import eventually
 
 #: Generous: the first job of a session loads the model, and the machine may be busy.
@@ -143,30 +144,34 @@ async def test_a_used_u_button_is_marked_and_upscaling_it_again_points_to_the_re
 
 
 async def test_three_queued_jobs_count_down_to_1_with_an_eta_and_queue_and_cancel_work(
-    fake: FakeDiscord, bot: ImagineBot
+    fake: FakeDiscord, bot: ImagineBot, worker: WorkerProcess
 ) -> None:
     # The session's worker may still be running what earlier modules left queued: positions count from here.
     await eventually(lambda: bot.services.db.run(_live_jobs), lambda live: live == 0, timeout=240)
     blocker_owner, member = fake.add_user("blocker"), fake.add_user("queuer")
     blocker = await imagine(fake, f"a long night {LONG} --seed 1", blocker_owner)
     await blocker.wait_original(lambda m: "%" in m["content"], timeout=TIMEOUT)
-    waiting = [await imagine(fake, f"a queued thing number {n} --seed {n}", member) for n in (1, 2, 3)]
-    third = await waiting[2].wait_original(lambda m: "position 3 in the queue, about" in m["content"], timeout=60)
+    # The blocker runs until the member's jobs have been listed and one cancelled (on a quiet machine its 150
+    # steps took 5 s: the queued jobs started before their positions were read).
+    with worker.paused():
+        waiting = [await imagine(fake, f"a queued thing number {n} --seed {n}", member) for n in (1, 2, 3)]
+        third = await waiting[2].wait_original(lambda m: "position 3 in the queue, about" in m["content"],
+                                               timeout=60)
 
-    # /queue lists the member's three jobs with positions and ETAs.
-    listed = await answer(await fake.slash_command("queue", {}, user=member))
-    lines = listed.splitlines()
-    assert lines[0] == "**Your jobs** (3 queued or running)"
-    assert [re.search(r"position (\d) in the queue · about \d+ (s|min)", line) is not None for line in lines[1:]] \
-        == [True] * 3, listed
+        # /queue lists the member's three jobs with positions and ETAs.
+        listed = await answer(await fake.slash_command("queue", {}, user=member))
+        lines = listed.splitlines()
+        assert lines[0] == "**Your jobs** (3 queued or running)"
+        assert [re.search(r"position (\d) in the queue · about \d+ (s|min)", line) is not None
+                for line in lines[1:]] == [True] * 3, listed
 
-    # /cancel JOB: the second one goes; someone else's job is not theirs to cancel.
-    rows = await bot.services.db.run(_jobs_of, user_id=member.id)
-    assert await answer(await fake.slash_command("cancel", {"job": rows[0].id}, user=blocker_owner)) == (
-        f"There is no job `{rows[0].id}` that you can see. `/queue` lists yours; a Recipe names its job.")
-    cancelled = await answer(await fake.slash_command("cancel", {"job": rows[1].id}, user=member))
-    assert cancelled.startswith(f"Cancelled `{rows[1].id}`")
-    await waiting[1].wait_original(lambda m: "(cancelled)" in m["content"] and not buttons(m), timeout=60)
+        # /cancel JOB: the second one goes; someone else's job is not theirs to cancel.
+        rows = await bot.services.db.run(_jobs_of, user_id=member.id)
+        assert await answer(await fake.slash_command("cancel", {"job": rows[0].id}, user=blocker_owner)) == (
+            f"There is no job `{rows[0].id}` that you can see. `/queue` lists yours; a Recipe names its job.")
+        cancelled = await answer(await fake.slash_command("cancel", {"job": rows[1].id}, user=member))
+        assert cancelled.startswith(f"Cancelled `{rows[1].id}`")
+        await waiting[1].wait_original(lambda m: "(cancelled)" in m["content"] and not buttons(m), timeout=60)
     # /cancel with no job: all of the blocker's jobs (the running one stops at its next step).
     stopping = await answer(await fake.slash_command("cancel", {}, user=blocker_owner))
     assert stopping.startswith("Stopping `"), stopping

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,22 @@ class WorkerProcess:
 
         for child in psutil.Process(self.process.pid).children(recursive=True):
             child.kill()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Freeze the processes that run jobs (SIGSTOP) until the block ends (SIGCONT): the job running stays
+        running, however long the test takes, and no other job starts meanwhile."""
+        import psutil
+
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        for child in children:
+            child.suspend()
+        try:
+            yield
+        finally:
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.resume()
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
