@@ -62,7 +62,6 @@ async def acknowledge(interaction: discord.Interaction[Any], label: str, answer:
         response = await interaction.response.defer(ephemeral=answer == "ephemeral", thinking=True)
     interaction.extras[_ANSWER] = answer
     observe_ack(interaction, label)
-    await interaction.client.backlog.settled()  # the acknowledgements still to send go first
     try:
         await interaction.client.services.limiter.check(interaction.user.id)
     except SlowDownError as error:
