@@ -3,7 +3,9 @@
 Discord drops an interaction not acknowledged within 3 seconds ("This interaction failed"), and under a
 burst of commands a database or broker round trip can take longer than that. So a command, a click or a
 modal submit runs its pure checks (parsing: bad input is answered ephemerally at once), then calls
-:func:`acknowledge`, which defers and only then takes a token from the member's rate limit (a Redis call).
+:func:`acknowledge`, which defers and only then takes a token from the member's rate limit (a Redis call);
+first it lets the burst's other acknowledgements go out, and the member's earlier interactions finish
+(``bot.backlog``).
 Whatever is refused after that goes through :func:`refuse`, which turns the deferred answer into an
 ephemeral one: after a public defer (``/imagine``'s "thinking…") the thinking message is deleted first, so
 only the member sees why.
@@ -56,14 +58,18 @@ async def acknowledge(interaction: discord.Interaction[Any], label: str, answer:
     Returns None when the member is over their limit: they were told so (ephemerally), and the caller
     stops. ``label`` names the interaction in the acknowledgement-time metric.
     """
+    client = interaction.client
+    turn = client.turns.take(interaction.user.id)  # in gateway order, before the first await
     if answer == "update":
         response = await interaction.response.defer()
     else:
         response = await interaction.response.defer(ephemeral=answer == "ephemeral", thinking=True)
     interaction.extras[_ANSWER] = answer
     observe_ack(interaction, label)
+    await client.backlog.settled()  # the acknowledgements still to send go first
+    await client.turns.wait(turn)  # then this member's earlier commands and clicks
     try:
-        await interaction.client.services.limiter.check(interaction.user.id)
+        await client.services.limiter.check(interaction.user.id)
     except SlowDownError as error:
         log.info("%s slowed down (%.1fs)", interaction.user.id, error.retry_after_s)
         await refuse(interaction, str(error))

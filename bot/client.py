@@ -20,6 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.acks import TRY_AGAIN, is_outage, refuse
+from bot.backlog import AckBacklog, MemberTurns
 from bot.components import JobButton
 from bot.delivery import Delivery
 from bot.gateway import drop_malformed_events
@@ -66,6 +67,8 @@ class ImagineBot(commands.Bot):
                          tree_cls=GuardedTree, **options)
         self.services = services
         self.delivery = Delivery(self, services)
+        self.backlog = AckBacklog()
+        self.turns = MemberTurns()
         self._loop_probe: asyncio.Task[None] | None = None
         drop_malformed_events(self._connection.parsers)
         point_discord_at(services.settings.discord_api_base, services.settings.discord_gateway_url)
@@ -88,6 +91,12 @@ class ImagineBot(commands.Bot):
         # process: kept out of the collector's full passes, each of which held the loop for 100-200 ms.
         gc.collect()
         gc.freeze()
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        # Called as the gateway event is parsed, before any handler of it runs: the backlog counts it now.
+        if event_name == "interaction":
+            self.backlog.received(args[0])
+        super().dispatch(event_name, *args, **kwargs)
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """A click on a button none of ours takes (forged, or from another bot's message) is answered too."""

@@ -113,23 +113,10 @@ def _config_problem(config: str, caps: Capabilities) -> str | None:
     and every component's config files from it (the tokenizer's and scheduler's files whole: the checkpoint holds
     only the UNet, VAE and text encoders' weights), and fetches nothing."""
     fix = "set `config` to a local diffusers folder of this model (its model_index.json and component configs)"
-    folder = Path(config)
-    if not folder.is_dir():
+    if not Path(config).is_dir():
         return f"its config folder {config} does not exist; {fix}"
-    try:
-        index = _model_index(config, local=True)
-    except (OSError, ValueError) as exc:
-        return f"its config folder {config} has no readable model_index.json ({_first_line(exc)}); {fix}"
-    found = index.get("_class_name")
-    if found not in caps.pipelines:
-        return (f"its config folder {config} holds a {found} pipeline, not one of family {caps.family!r} "
-                f"({caps.pipelines[0]}); {fix}")
-    for name, value in index.items():
-        if name.startswith("_") or name in _SKIPPED_BY_SINGLE_FILE or not isinstance(value, list) or value[0] is None:
-            continue
-        if not any((folder / name).glob("*.json")):
-            return f"its config folder {config} has no {name} config (no {name}/*.json); {fix}"
-    return None
+    lacks = _configs_problem(Path(config), caps)
+    return f"its config folder {config} {lacks}; {fix}" if lacks else None
 
 
 def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
@@ -151,10 +138,10 @@ def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
     for repo in repos:
         cached = try_to_load_from_cache(repo, "model_index.json")
         if isinstance(cached, str):
-            missing = _snapshot_problem(Path(cached).parent, caps)
+            missing = _configs_problem(Path(cached).parent, caps)
             if missing is None:
                 return None
-            partly.append(f"{repo}: {missing}")
+            partly.append(f"{repo} {missing}")
     named = " or ".join(repos)
     if partly:
         return (f"it has no `config`, and the pipeline configs diffusers reads for it are only partly in the local "
@@ -170,20 +157,22 @@ def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
     return None
 
 
-def _snapshot_problem(folder: Path, caps: Capabilities) -> str | None:
-    """What a cached snapshot of a default config repo lacks for ``caps``' pipeline, in a few words."""
+def _configs_problem(folder: Path, caps: Capabilities) -> str | None:
+    """What ``folder`` (a ``config`` folder, or a cached snapshot of a default config repo) lacks for ``caps``'
+    pipeline, as the rest of a sentence about it: diffusers reads the pipeline's ``model_index.json`` and each
+    component's config files from it (the tokenizer's and scheduler's files whole)."""
     try:
         index = _model_index(str(folder), local=True)
     except (OSError, ValueError) as exc:
-        return f"no readable model_index.json ({_first_line(exc)})"
+        return f"has no readable model_index.json ({_first_line(exc)})"
     found = index.get("_class_name")
     if found not in caps.pipelines:
-        return f"a {found} pipeline, not one of family {caps.family!r}"
+        return f"holds a {found} pipeline, not one of family {caps.family!r} ({caps.pipelines[0]})"
     for name, value in index.items():
         if name.startswith("_") or name in _SKIPPED_BY_SINGLE_FILE or not isinstance(value, list) or value[0] is None:
             continue
         if not any((folder / name).glob("*.json")):
-            return f"no {name} config"
+            return f"has no {name} config (no {name}/*.json)"
     return None
 
 

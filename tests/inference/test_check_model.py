@@ -150,7 +150,7 @@ def test_a_partly_cached_snapshot_is_refused(no_config_models: Path, tmp_path: P
     shutil.rmtree(snapshot / "unet")  # as a download of model_index.json alone leaves it
     assert _check(no_config_models, "tiny-file", {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}) == (
         "it has no `config`, and the pipeline configs diffusers reads for it are only partly in the local Hugging "
-        f"Face cache ({V1_REPO}: no unet config); {CONFIG_FIX}"
+        f"Face cache ({V1_REPO} has no unet config (no unet/*.json)); {CONFIG_FIX}"
     )
 
 
