@@ -23,4 +23,4 @@ test: $(VENV)/.installed
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy bot db domain imagine inference bench
+	$(VENV)/bin/mypy bot db domain imagine inference bench tests

@@ -98,7 +98,8 @@ async def test_every_kind_of_interaction_is_acknowledged_before_any_database_or_
             ("admin filter list", {}, fake.owner),
         ]
         slash = [await fake.slash_command(name, options, user=user) for name, options, user in commands]
-        carrier = (await slash[0].wait_ack()) and slash[0].original
+        await slash[0].wait_ack()
+        carrier = slash[0].original
         assert carrier is not None
         clicks = [await _click(fake, carrier, custom_id, _member(fake))
                   for custom_id in (f"job:{2**40}:upscale:1", f"job:{2**40}:recipe", f"job:{2**40}:cancel",

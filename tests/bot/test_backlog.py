@@ -66,7 +66,7 @@ async def _handler(turns: MemberTurns, member_id: int, log: list[str], name: str
 
 
 async def test_a_members_second_interaction_waits_for_their_first_to_finish() -> None:
-    turns, log = MemberTurns(), []
+    turns, log = MemberTurns(), list[str]()
     first = asyncio.create_task(_handler(turns, 1, log, "first", 0.05))
     second = asyncio.create_task(_handler(turns, 1, log, "second", 0))
     await asyncio.wait_for(asyncio.gather(first, second), timeout=2)
@@ -75,7 +75,7 @@ async def test_a_members_second_interaction_waits_for_their_first_to_finish() ->
 
 
 async def test_other_members_do_not_wait_for_each_other() -> None:
-    turns, log = MemberTurns(), []
+    turns, log = MemberTurns(), list[str]()
     slow = asyncio.create_task(_handler(turns, 1, log, "alice", 0.2))
     quick = asyncio.create_task(_handler(turns, 2, log, "bob", 0))
     await asyncio.wait_for(quick, timeout=2)

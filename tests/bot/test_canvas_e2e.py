@@ -147,7 +147,7 @@ async def test_pan_left_makes_a_wider_image_with_the_source_unchanged_at_its_rig
     source = await source_of(bot, upscaled)
     for tile in await tiles(bot, message):
         assert tile.shape[:2] == (height, width)
-        assert_kept(tile, source, box)  # type: ignore[arg-type]
+        assert_kept(tile, source, box)
         _, y, w, h = box
         right = np.asarray(source.resize((w, h), Image.Resampling.LANCZOS)).astype(int)
         assert np.array_equal(tile[y + h // 2, width - 1], right[h // 2, w - 1])  # up to the right edge
@@ -166,7 +166,7 @@ async def test_make_square_appears_on_a_wide_image_and_makes_square_images(
     source = await source_of(bot, wide)
     for tile in await tiles(bot, message):
         assert tile.shape[0] == tile.shape[1]
-        assert_kept(tile, source, tuple(child.spec["source_box"]))  # type: ignore[arg-type]
+        assert_kept(tile, source, tuple(child.spec["source_box"]))
 
     # 3:1 panned by half would be 4.5:1: the pan is shortened to the widest (4:1), and the message says so.
     panned = await result_of(await click(fake, wide, "➡️"))
@@ -226,7 +226,7 @@ async def test_custom_zoom_takes_the_prompt_and_zoom_of_its_modal(
     assert spec["width"] > spec["height"]
     source = await source_of(bot, upscaled)
     for tile in await tiles(bot, message):
-        assert_kept(tile, source, tuple(spec["source_box"]))  # type: ignore[arg-type]
+        assert_kept(tile, source, tuple(spec["source_box"]))
 
 
 @pytest.mark.parametrize(("values", "says"), [

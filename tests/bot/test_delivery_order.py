@@ -8,7 +8,7 @@ import io
 import random
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from PIL import Image
@@ -16,6 +16,7 @@ from PIL import Image
 from bot import delivery as delivery_module
 from bot.delivery import Delivery
 from db import jobs as jobs_db
+from db.models import Job
 from domain.spec import JobKind, JobState
 from inference.storage import MemoryImageStore
 
@@ -55,7 +56,7 @@ class World:
             self.job.delivered_state = kwargs["state"]
             return None
         assert fn is delivery_module.load_job, fn
-        job = SimpleNamespace(**vars(self.job))  # a snapshot, as a row read in a session is
+        job = cast(Job, SimpleNamespace(**vars(self.job)))  # a snapshot, as a row read in a session is
         return delivery_module._Loaded(job, [], None, "", None, frozenset(), ())
 
     async def edit_message(self, message_id: int, **kwargs: Any) -> Any:

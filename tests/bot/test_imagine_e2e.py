@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot
 from db import jobs as jobs_db
@@ -62,7 +63,7 @@ def _job_id(message: dict) -> int:
     return int(buttons(message)[0]["custom_id"].split(":")[1])
 
 
-def _count_jobs(*, session) -> int:  # type: ignore[no-untyped-def]
+def _count_jobs(*, session: Session) -> int:
     from sqlalchemy import func, select
 
     from db.models import Job

@@ -167,9 +167,9 @@ async def test_three_queued_jobs_count_down_to_1_with_an_eta_and_queue_and_cance
                                                    timeout=60)
         except TimeoutError:
             live = await bot.services.db.run(_live_job_rows)
-            shown = [v["content"] for v in fake.message_versions.get(int(waiting[2].original["id"]), [])] \
+            read = [v["content"] for v in fake.message_versions.get(int(waiting[2].original["id"]), [])] \
                 if waiting[2].original else []
-            raise AssertionError(f"the third job's message read {shown}; jobs queued or running: {live}") from None
+            raise AssertionError(f"the third job's message read {read}; jobs queued or running: {live}") from None
 
         # /queue lists the member's three jobs with positions and ETAs.
         listed = await answer(await fake.slash_command("queue", {}, user=member))

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot, ShardedImagineBot, create_bot
 from bot.services import BotServices
@@ -108,7 +109,7 @@ async def test_a_stall_of_the_bots_event_loop_shows_in_its_metrics(sharded: Imag
 
 
 async def test_the_queue_depth_comes_from_postgresql(sharded: ImagineBot, monitoring: str) -> None:
-    def add_queued(*, session) -> int:  # type: ignore[no-untyped-def]
+    def add_queued(*, session: Session) -> int:
         job, _ = jobs_db.submit(session=session, new=new_job(spec=spec(model="unserved")))
         return job.id
 
@@ -117,7 +118,7 @@ async def test_the_queue_depth_comes_from_postgresql(sharded: ImagineBot, monito
     metrics = await asyncio.to_thread(scrape, monitoring)
     assert metrics.value("imagine_queue_depth", model="unserved", lane="fast", state="queued") == 1
 
-    def cancel(*, session) -> None:  # type: ignore[no-untyped-def]
+    def cancel(*, session: Session) -> None:
         jobs_db.request_cancel(session=session, job_id=job_id)
 
     await sharded.services.db.run(cancel)

@@ -7,6 +7,7 @@ import io
 import itertools
 
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from bot.client import ImagineBot
 from db import jobs as jobs_db
@@ -78,7 +79,7 @@ async def test_a_late_progress_event_after_the_final_message_changes_nothing(
     before = list(fake.message_versions[int(message["id"])])
 
     # A worker's progress write that comes too late is refused by the row, and its NOTIFY is a no-op.
-    def late_progress(*, session) -> bool:  # type: ignore[no-untyped-def]
+    def late_progress(*, session: Session) -> bool:
         recorded = jobs_db.record_progress(session=session, job_id=job.id, owner=job.owner or "", step=10,
                                            total=20, preview_key=f"jobs/{job.id}/preview-10.webp")
         jobs_db.notify(session=session, job_id=job.id)

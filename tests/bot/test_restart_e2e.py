@@ -41,7 +41,7 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_on_start(
                                     lambda j: j is not None and j.state == JobState.SUCCEEDED, timeout=300)
     finally:
         await database.dispose()
-    assert finished is not None
+    assert finished is not None and finished.message_id is not None
     shown = fake.messages[finished.message_id]
     result = f"delivered_after_a_restart_{job.id}.png"
     assert not shows_result(shown) and result not in [f.filename for f in fake.files(shown)]  # a preview at most

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain.aspect import MAX_RATIO
@@ -18,8 +20,8 @@ from domain.canvas import (
     zoom_canvas,
 )
 
-SD15 = {"pixel_budget": 512 * 512, "multiple": 8}
-TINY = {"pixel_budget": 128 * 128, "multiple": 8}
+SD15: dict[str, Any] = {"pixel_budget": 512 * 512, "multiple": 8}
+TINY: dict[str, Any] = {"pixel_budget": 128 * 128, "multiple": 8}
 
 
 def _box_inside(canvas: Canvas) -> None:

@@ -11,7 +11,7 @@ from domain.catalog import parse_catalog
 from domain.costs import DEFAULT_COSTS, estimate_ms
 from domain.errors import CatalogError, PromptError
 from domain.plans import Plan, PlanBook
-from domain.prompt import parse_prompt
+from domain.prompt import ParsedPrompt, parse_prompt
 from domain.spec import JobKind
 
 CATALOG = parse_catalog(
@@ -29,7 +29,7 @@ CATALOG = parse_catalog(
 )
 
 
-def parse(text: str):  # type: ignore[no-untyped-def]
+def parse(text: str) -> ParsedPrompt:
     return parse_prompt(text, CATALOG, random_seed=lambda: 7)
 
 

@@ -22,8 +22,9 @@ def test_the_shipped_models_file_loads_and_names_real_models() -> None:
     assert catalog.get("xl").source == "stabilityai/stable-diffusion-xl-base-1.0"
     assert catalog.get("sdxl").width == 1024 and catalog.get("sd15").width == 512
     # a draft preset: SDXL Lightning on SDXL, fewer steps on the default
-    assert catalog.get("sdxl").draft is not None and catalog.get("sdxl").draft.lora == "lightning"
-    assert catalog.get(None).draft is not None and catalog.get(None).draft.steps == 4
+    sdxl_draft, default_draft = catalog.get("sdxl").draft, catalog.get(None).draft
+    assert sdxl_draft is not None and sdxl_draft.lora == "lightning"
+    assert default_draft is not None and default_draft.steps == 4
 
 
 def test_aliases_are_case_insensitive_and_relative_paths_resolve(tmp_path: Path) -> None:

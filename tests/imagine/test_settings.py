@@ -47,4 +47,4 @@ def test_worker_devices_are_read_and_bad_ones_refused() -> None:
 @pytest.mark.parametrize(("name", "value"), [("discord_shards", "two"), ("log_format", "xml")])
 def test_bad_shards_and_log_format_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name.upper()):
-        Settings(_env_file=None, **{name: value})  # type: ignore[arg-type]
+        Settings(_env_file=None, **{name: value})  # type: ignore[arg-type, call-arg]

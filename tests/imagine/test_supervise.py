@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 from imagine.supervise import EXIT_REFUSED, Supervisor
 
 
-def _wait(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def test_every_tiny_model_looks_loadable(catalog: Catalog) -> None:
 
 
 def test_a_folder_of_another_family_is_named(preset: ModelPreset) -> None:
-    wrong = ModelPreset(**{**_fields(preset), "family": "flux", "scheduler": "euler"})
+    wrong = replace(preset, family="flux", scheduler="euler")
     assert check_model(wrong) == (
         f"{preset.source} holds a StableDiffusionPipeline pipeline, not one of family 'flux' (FluxPipeline)"
     )
@@ -50,19 +51,14 @@ def test_missing_weights_and_missing_files(preset: ModelPreset, tmp_path: Path) 
     assert check_model(_at(preset, str(tmp_path / "model.safetensors"))) == (
         f"there is no checkpoint file at {tmp_path / 'model.safetensors'}"
     )
-    klein = ModelPreset(**{**_fields(preset), "family": "flux2", "scheduler": "euler",  # type: ignore[arg-type]
-                           "source": str(tmp_path / "klein.safetensors")})
+    klein = replace(preset, family="flux2", scheduler="euler", source=str(tmp_path / "klein.safetensors"))
     assert check_model(klein) == (
         "family 'flux2' cannot load a single-file checkpoint; use a diffusers folder or Hub id"
     )
 
 
-def _fields(preset: ModelPreset) -> dict[str, object]:
-    return {name: getattr(preset, name) for name in preset.__slots__}  # type: ignore[attr-defined]
-
-
 def _at(preset: ModelPreset, source: str) -> ModelPreset:
-    return ModelPreset(**{**_fields(preset), "source": source})  # type: ignore[arg-type]
+    return replace(preset, source=source)
 
 
 # -- a single-file checkpoint without `config`: diffusers takes its configs from the Hub, or the Hub's cache ------

@@ -62,7 +62,8 @@ def test_never_fails_on_an_impossible_limit() -> None:
 def photo(side: int, seed: int = 0) -> Image.Image:
     """Smooth shapes with fine grain, like a rendered picture (noise alone does not compress)."""
     rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
+    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    coarse = coarse.resize((side, side), Image.Resampling.BICUBIC)
     grain = rng.normal(0, 3, (side, side, 3))
     return Image.fromarray((np.asarray(coarse, dtype=np.float64) + grain).clip(0, 255).astype(np.uint8))
 

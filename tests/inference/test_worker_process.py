@@ -6,7 +6,7 @@ These use the session's worker subprocess (prefork, one child), PostgreSQL and R
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,7 +55,9 @@ def job_row(sessions: sessionmaker[Session], job_id: int) -> Job:
         return job
 
 
-def wait_for(sessions: sessionmaker[Session], job_id: int, accept, timeout: float = JOB_TIMEOUT) -> Job:  # type: ignore[no-untyped-def]
+def wait_for(
+    sessions: sessionmaker[Session], job_id: int, accept: Callable[[Job], bool], timeout: float = JOB_TIMEOUT
+) -> Job:
     deadline = time.monotonic() + timeout
     while True:
         job = job_row(sessions, job_id)

@@ -4,6 +4,7 @@ again."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from tests.inference.tiny.checks import render
     ],
 )
 def test_lora_changes_the_pixels_until_unloaded(
-    tiny_dir: Path, folder: str, pipeline: str, weight_name: str, kwargs: dict[str, float]
+    tiny_dir: Path, folder: str, pipeline: str, weight_name: str, kwargs: dict[str, Any]
 ) -> None:
     import diffusers
 
