@@ -90,7 +90,9 @@ def _model_problem(preset: ModelPreset) -> str | None:
     local = Path(source).exists()
     try:
         index = _model_index(source, local)
-    except Exception as exc:  # OSError, JSON errors, huggingface_hub's errors
+    except _HubUnavailable as unavailable:
+        return str(unavailable)
+    except Exception as exc:  # OSError, JSON errors, huggingface_hub's errors (no such repo, gated, …)
         return f"no pipeline at {source} ({_first_line(exc)})"
     found = index.get("_class_name")
     if found not in caps.pipelines:
@@ -234,18 +236,49 @@ def _safetensors_shapes(path: Path) -> dict[str, list[int]] | None:
             if key != "__metadata__" and isinstance(value, dict) and isinstance(value.get("shape"), list)}
 
 
+def _hub_model_index(repo: str) -> Path:
+    """The Hub model ``repo``'s ``model_index.json``: the local cache's copy when there is one, with no request (a
+    machine that lost its network checks its cached models at once; loading them is diffusers' business); else
+    one HEAD request with no retries, then the download. huggingface_hub's own download retries a refused
+    connection for about 23 s before it reads the cache, for each model of the worker's queues."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+
+    cached = try_to_load_from_cache(repo, "model_index.json")
+    if isinstance(cached, str):
+        return Path(cached)
+    fetch = f"download it into the Hugging Face cache first (`hf download {repo}`)"
+    if constants.HF_HUB_OFFLINE:
+        raise _HubUnavailable(f"{repo} is not in the local Hugging Face cache, with HF_HUB_OFFLINE set; {fetch}, "
+                              "or unset HF_HUB_OFFLINE")
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, "model_index.json"))
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status is not None and status < 500:
+            raise  # no such repo or file, gated, no token: huggingface_hub's words say which
+        raise _HubUnavailable(_unreachable(repo, exc, fetch)) from exc
+    except Exception as exc:  # refused, timed out, no route: the network's errors
+        raise _HubUnavailable(_unreachable(repo, exc, fetch)) from exc
+    return Path(hf_hub_download(repo, "model_index.json"))
+
+
+def _unreachable(repo: str, exc: Exception, fetch: str) -> str:
+    return (f"{repo} is not in the local Hugging Face cache, and the Hugging Face Hub cannot be reached "
+            f"({_first_line(exc)}); check this machine's network and HF_ENDPOINT, or {fetch}")
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _model_index(source: str, local: bool) -> dict[str, Any]:
-    if local:
-        path = Path(source) / "model_index.json"
-    else:
-        from huggingface_hub import hf_hub_download
+class _HubUnavailable(Exception):
+    """A Hub model's ``model_index.json`` is neither in the local cache nor on a Hub this machine can reach."""
 
-        path = Path(hf_hub_download(source, "model_index.json"))
+
+def _model_index(source: str, local: bool) -> dict[str, Any]:
+    path = Path(source) / "model_index.json" if local else _hub_model_index(source)
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("model_index.json is not a table")

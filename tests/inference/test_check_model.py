@@ -16,6 +16,7 @@ from PIL import Image
 from domain.catalog import Catalog, ModelPreset
 from inference.modelcheck import check_model
 from tests.imagine.test_cli import imagine
+from tests.support.fakehub import FakeHub
 from tests.support.services import REPO as ROOT
 
 
@@ -89,6 +90,69 @@ def no_config_models(tiny_models_file: Path) -> Path:
     path = folder / "no-config.toml"
     path.write_text("".join(lines))
     return path
+
+
+HUB_REPO = "imagine-tests/tiny-sd"
+HUB_FETCH = f"download it into the Hugging Face cache first (`hf download {HUB_REPO}`)"
+
+
+@pytest.fixture(scope="module")
+def hub_models(tiny_models_file: Path) -> Path:
+    """A models file whose ``tiny`` is the Hub model :data:`HUB_REPO` (the tiny SD 1.5, served by a fake Hub)."""
+    tiny = tomllib.loads(tiny_models_file.read_text())["models"]["tiny"]
+    table = {key: value for key, value in tiny.items() if key not in ("aliases", "draft", "loras", "preview",
+                                                                      "upscaler")}
+    lines = ['default = "tiny"\n', "\n[models.tiny]\n"]
+    lines += [f"{key} = {json.dumps(value)}\n" for key, value in {**table, "source": HUB_REPO}.items()]
+    path = tiny_models_file.parent / "hub-models.toml"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_a_hub_model_in_the_cache_is_checked_without_asking_the_hub(hub_models: Path, tmp_path: Path) -> None:
+    home = str(tmp_path / "hf")
+    with FakeHub() as hub:
+        hub.add(HUB_REPO, _tiny_folder(hub_models))
+        assert _check(hub_models, "tiny", {"HF_HOME": home, "HF_ENDPOINT": hub.url}) is None
+        assert hub.gets(HUB_REPO, "model_index.json") == 1  # not cached yet: read from the Hub
+        asked = _of_repo(hub)
+        assert _check(hub_models, "tiny", {"HF_HOME": home, "HF_ENDPOINT": hub.url}) is None
+        assert _of_repo(hub) == asked  # cached: the Hub was not asked about the model again
+    # With nothing listening at HF_ENDPOINT (a machine that lost its network), the cached model still passes.
+    assert _check(hub_models, "tiny", {"HF_HOME": home, "HF_ENDPOINT": "http://127.0.0.1:9"}) is None
+
+
+def _of_repo(hub: FakeHub) -> list[tuple[str, str]]:
+    """The requests about :data:`HUB_REPO` (huggingface_hub asks the Hub other things of its own)."""
+    return [(method, path) for method, path in hub.requests if HUB_REPO in path]
+
+
+def test_a_hub_model_neither_cached_nor_reachable_is_refused_after_one_request(
+    hub_models: Path, tmp_path: Path
+) -> None:
+    with FakeHub(unavailable=True) as hub:
+        problem = _check(hub_models, "tiny", {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": hub.url})
+        assert _of_repo(hub) == [("HEAD", f"/{HUB_REPO}/resolve/main/model_index.json")]  # no retries
+    assert problem is not None
+    assert problem.startswith(f"{HUB_REPO} is not in the local Hugging Face cache, and the Hugging Face Hub cannot "
+                              "be reached (Server error '503 Service Unavailable'"), problem
+    assert problem.endswith(f"); check this machine's network and HF_ENDPOINT, or {HUB_FETCH}"), problem
+    refused = _check(hub_models, "tiny", {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert refused is not None and "cannot be reached ([Errno 111] Connection refused)" in refused, refused
+
+
+def test_a_hub_model_not_cached_with_the_hub_offline_is_refused(hub_models: Path, tmp_path: Path) -> None:
+    assert _check(hub_models, "tiny", {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}) == (
+        f"{HUB_REPO} is not in the local Hugging Face cache, with HF_HUB_OFFLINE set; {HUB_FETCH}, "
+        "or unset HF_HUB_OFFLINE"
+    )
+
+
+def test_a_hub_repo_that_does_not_exist_is_named(hub_models: Path, tmp_path: Path) -> None:
+    with FakeHub() as hub:  # serves no repo: RepoNotFound
+        problem = _check(hub_models, "tiny", {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": hub.url})
+    assert problem is not None and problem.startswith(f"no pipeline at {HUB_REPO} ("), problem
+    assert "Repository Not Found" in problem or "404" in problem, problem
 
 
 def _hub_cache(home: Path, repo: str, configs: Path) -> Path:

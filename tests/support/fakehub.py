@@ -12,6 +12,7 @@ downloads from here. It answers what ``huggingface_hub`` 2.x asks a Hub while it
 
 An unknown repo answers 404 with ``X-Error-Code: RepoNotFound``, an unknown revision ``RevisionNotFound``, an
 unknown file ``EntryNotFound`` (with the commit, as the Hub does). ``rev`` is ``main`` or the commit itself.
+With :attr:`FakeHub.unavailable` set, everything answers 503, as a Hub that is down.
 
 Slowness: every file body shares one pace, ``bytes_per_s`` for all downloads together (in chunks of
 :data:`CHUNK`), so a repo of N bytes takes N / ``bytes_per_s`` seconds to fetch however many files
@@ -94,6 +95,8 @@ class FakeHub:
     sent: Counter[str] = field(default_factory=Counter)
     #: Every file body sent: ``(<repo>/<path>, began, ended)`` (``time.monotonic()``), in the order they ended.
     bodies: list[tuple[str, float, float]] = field(default_factory=list)
+    #: When set, every request is answered 503 Service Unavailable, as a Hub that is down.
+    unavailable: bool = False
 
     def __post_init__(self) -> None:
         self._pace = _Pace(self.bytes_per_s)
@@ -179,7 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         self.fake._record(self.command, path)
-        if match := _RESOLVE.match(path):
+        if self.fake.unavailable:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", "the Hub is down")
+        elif match := _RESOLVE.match(path):
             self._file(match["repo"], match["rev"], match["path"], body=body)
         elif match := _TREE.match(path):
             self._tree(match["repo"], match["rev"], match["path"] or "")
@@ -248,7 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has no body, or the next answer on the connection is misread
+            self.wfile.write(data)
 
     def _error(self, status: HTTPStatus, code: str, message: str, *, commit: str | None = None) -> None:
         data = json.dumps({"error": message}).encode()
@@ -260,4 +266,5 @@ class _Handler(BaseHTTPRequestHandler):
         if commit is not None:
             self.send_header("X-Repo-Commit", commit)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has no body, or the next answer on the connection is misread
+            self.wfile.write(data)
