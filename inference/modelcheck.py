@@ -237,10 +237,10 @@ def _safetensors_shapes(path: Path) -> dict[str, list[int]] | None:
 
 
 def _hub_model_index(repo: str) -> Path:
-    """The Hub model ``repo``'s ``model_index.json``: the local cache's copy when there is one, with no request (a
-    machine that lost its network checks its cached models at once; loading them is diffusers' business); else
-    one HEAD request with no retries, then the download. huggingface_hub's own download retries a refused
-    connection for about 23 s before it reads the cache, for each model of the worker's queues."""
+    """The Hub model ``repo``'s ``model_index.json``: the local cache's copy when there is one, with no request
+    (whether it is the newest is diffusers' business when it loads the model); else one HEAD request with no
+    retries, then the download. For a file it has not cached, huggingface_hub's own download retries a refused
+    connection for about 23 s before it gives up, for each model of the worker's queues."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError
 
