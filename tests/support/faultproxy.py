@@ -95,7 +95,9 @@ class FaultProxy:
         for task in pipes:
             task.cancel()
         for writer in (client_writer, server_writer):
-            writer.transport.abort()
+            # One side hung up: close, so what it said last still reaches the other (PostgreSQL's FATAL line,
+            # say, which an abort would drop, leaving "server closed the connection unexpectedly"). cut() aborts.
+            writer.close()
             self._writers.discard(writer)
         self._pipes.difference_update(pipes)
 
