@@ -47,7 +47,18 @@ async def _one(fake: Any, prompt: str) -> Timing:
     return Timing(int(buttons(message)[0]["custom_id"].split(":")[1]), sent, shown)
 
 
-def _pipeline_rows(database_url: str, ids: list[int]) -> dict[int, tuple[datetime, datetime, int]]:
+@dataclass(frozen=True, slots=True)
+class JobTimes:
+    """A job's row: when it was submitted, started and finished (PostgreSQL's clock, this machine's), and its
+    pipeline time (ms)."""
+
+    created: float
+    started: float
+    finished: float
+    gpu_ms: int
+
+
+def _pipeline_rows(database_url: str, ids: list[int]) -> dict[int, JobTimes]:
     from db.models import Job
     from db.session import make_engine, make_sessionmaker
 
@@ -55,23 +66,42 @@ def _pipeline_rows(database_url: str, ids: list[int]) -> dict[int, tuple[datetim
     try:
         with make_sessionmaker(engine)() as session:
             rows = session.execute(
-                select(Job.id, Job.started_at, Job.finished_at, Job.gpu_ms).where(Job.id.in_(ids))
+                select(Job.id, Job.created_at, Job.started_at, Job.finished_at, Job.gpu_ms).where(Job.id.in_(ids))
             ).all()
     finally:
         engine.dispose()
-    return {r.id: (r.started_at, r.finished_at, int(r.gpu_ms or 0)) for r in rows}
+    return {r.id: JobTimes(_at(r.created_at), _at(r.started_at), _at(r.finished_at), int(r.gpu_ms or 0))
+            for r in rows}
 
 
-def _overheads(timings: list[Timing], rows: dict[int, tuple[datetime, datetime, int]]) -> dict[str, Any]:
+def _at(moment: datetime | None) -> float:
+    return moment.timestamp() if moment is not None else float("nan")
+
+
+def _hops(timings: list[Timing], rows: dict[int, JobTimes]) -> dict[str, float]:
+    """p50 of each hop (ms), for jobs run one at a time: the bot (the command sent to its job row committed),
+    the queue (to the worker's claim), the worker less its pipeline (images encoded and stored, the row
+    finished), the delivery (to the message showing the result)."""
+    hops: dict[str, list[float]] = {"bot": [], "queue": [], "worker_less_pipeline": [], "delivery": []}
+    for t in timings:
+        row = rows[t.job_id]
+        hops["bot"].append((row.created - t.sent) * 1000)
+        hops["queue"].append((row.started - row.created) * 1000)
+        hops["worker_less_pipeline"].append((row.finished - row.started) * 1000 - row.gpu_ms)
+        hops["delivery"].append((t.shown - row.finished) * 1000)
+    return {name: round(percentile(values, 0.5), 1) for name, values in hops.items()}
+
+
+def _overheads(timings: list[Timing], rows: dict[int, JobTimes]) -> dict[str, Any]:
     """Per job: end to end minus the pipeline time of the jobs that ran within its window (ms)."""
     overheads, end_to_end = [], []
     for t in timings:
-        inside = sum(gpu for started, finished, gpu in rows.values()
-                     if started.timestamp() >= t.sent - 0.001 and finished.timestamp() <= t.shown + 0.001)
+        inside = sum(row.gpu_ms for row in rows.values()
+                     if row.started >= t.sent - 0.001 and row.finished <= t.shown + 0.001)
         e2e_ms = (t.shown - t.sent) * 1000
         end_to_end.append(e2e_ms)
         overheads.append(e2e_ms - inside)
-    pipeline_ms = sum(rows[t.job_id][2] for t in timings)
+    pipeline_ms = sum(rows[t.job_id].gpu_ms for t in timings)
     # Pipeline time over the time the jobs took: one at a time, the sum of their end to end; at once, the wall.
     span_ms = sum(end_to_end) if _sequential(timings) else (max(t.shown for t in timings)
                                                             - min(t.sent for t in timings)) * 1000
@@ -117,13 +147,16 @@ async def measure(settings: Settings, *, one_at_a_time: int, at_once: int) -> di
                 raise RuntimeError(f"the bot sent what Discord would refuse: {fake.schema_rejections[:3]}")
         finally:
             await asyncio.to_thread(worker.stop)
-    return {"one_at_a_time": _overheads(sequential, rows), "at_once": _overheads(burst, rows)}
+    return {"one_at_a_time": {**_overheads(sequential, rows), "hops_p50_ms": _hops(sequential, rows)},
+            "at_once": _overheads(burst, rows)}
 
 
 def row(figures: dict[str, Any]) -> Row:
     one, many = figures["one_at_a_time"], figures["at_once"]
+    hops = ", ".join(f"{name.replace('_', ' ')} {ms:.0f}" for name, ms in one["hops_p50_ms"].items())
     measured = (f"1 at a time ({one['jobs']}): p50 {one['overhead_p50_ms']:.0f} ms, "
-                f"p99 {one['overhead_p99_ms']:.0f} ms, pipeline/e2e {one['pipeline_share']}; "
+                f"p99 {one['overhead_p99_ms']:.0f} ms, pipeline/e2e {one['pipeline_share']} "
+                f"(hops, p50 ms: {hops}); "
                 f"{many['jobs']} at once: p50 {many['overhead_p50_ms']:.0f} ms, "
                 f"p99 {many['overhead_p99_ms']:.0f} ms, pipeline/e2e {many['pipeline_share']}")
     return Row(1, "orchestration overhead (/imagine → final message − pipeline)", measured, "p50 < 20 ms",
