@@ -36,6 +36,8 @@ def test_quick_run_reports_every_row(tmp_path: Path, postgres_server_url: str, r
     orchestration = rows[1]["data"]
     assert orchestration["one_at_a_time"]["jobs"] == 4 and orchestration["at_once"]["jobs"] == 3
     assert orchestration["one_at_a_time"]["pipeline_ms_total"] > 0  # the worker recorded its pipeline time
+    hops = orchestration["one_at_a_time"]["hops_p50_ms"]  # the rows' times fall between sent and shown, in order
+    assert set(hops) == {"bot", "queue", "worker_less_pipeline", "delivery"} and all(ms > 0 for ms in hops.values())
     ack = rows[2]["data"]
     assert (ack["jobs"], ack["members"]) == (20, 5) and ack["p50_ms"] is not None  # acknowledgements came back
     throughput = rows[3]["data"]
