@@ -488,11 +488,19 @@ def next_held(*, session: Session, user_id: int, lane: str) -> Job | None:
     caller publishes it (:func:`mark_published`) before commit.
     """
     _lock_member(session, user_id)
+    # The oldest waiting job of each of the member's queues in the lane (none older waits there), read first:
+    # as one statement with the lookup below, a generic plan on stale statistics re-ran this per row of jobs.
+    heads = list(session.execute(
+        select(func.min(Job.id))
+        .where(Job.user_id == user_id, Job.lane == lane, Job.state == JobState.QUEUED.value,
+               Job.cancel_requested.is_(False))
+        .group_by(Job.queue)
+    ).scalars())
+    if not heads:
+        return None
     return session.execute(
-        select(Job).where(
-            Job.user_id == user_id, Job.lane == lane, Job.state == JobState.QUEUED.value,
-            Job.cancel_requested.is_(False), Job.published_at.is_(None), _older_waiting() == 0,
-        ).order_by(Job.id).limit(1).with_for_update()
+        select(Job).where(Job.id.in_(heads), Job.state == JobState.QUEUED.value, Job.published_at.is_(None))
+        .order_by(Job.id).limit(1).with_for_update()
     ).scalar_one_or_none()
 
 

@@ -99,6 +99,9 @@ class Job(Base):
         Index("ix_jobs_user_lane_state", "user_id", "lane", "state"),
         # Queue positions (queued jobs ahead in a model and lane) and ETAs (recent run times of a queue).
         Index("ix_jobs_queued_by_queue", "queue", "id", postgresql_where=text("state = 'queued'")),
+        # A member's waiting jobs per queue, oldest first: their order (``db.jobs._older_waiting``, the head
+        # ``next_held`` publishes) reads the member's own rows, not the whole queue (migration 0010).
+        Index("ix_jobs_queued_by_member", "user_id", "queue", "id", postgresql_where=text("state = 'queued'")),
         Index("ix_jobs_succeeded_by_queue", "queue", "finished_at", postgresql_where=text("state = 'succeeded'")),
         # What the bot still has to deliver (``db.jobs.undelivered``), least tried first: a handful of rows
         # however long the history (migration 0009).
