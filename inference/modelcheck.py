@@ -127,7 +127,7 @@ def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
     with HF_HUB_OFFLINE set takes that snapshot from the local cache. A complete snapshot in the cache is enough;
     else, offline, nothing is; online, the repo's ``model_index.json`` must be there to read (a gated repo needs a
     token); its snapshot is left for diffusers to download."""
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
 
     shapes = _safetensors_shapes(checkpoint)
     model_type = default_model_type(shapes) if shapes else None  # a .ckpt: any of the family's types
@@ -151,11 +151,9 @@ def _hub_config_problem(checkpoint: Path, caps: Capabilities) -> str | None:
     if constants.HF_HUB_OFFLINE:
         return (f"it has no `config`, and the pipeline configs diffusers reads for it ({named} on the Hugging Face "
                 f"Hub) are not in the local cache, with HF_HUB_OFFLINE set; {_CONFIG_FIX}")
-    try:  # one HEAD request, no retries: is the repo there, and may this machine read it?
-        get_hf_file_metadata(hf_hub_url(repos[0], "model_index.json"))
-    except Exception as exc:  # unreachable, gated, not found: huggingface_hub's and the network's errors
+    if (error := _ask_hub(repos[0])) is not None:  # unreachable, gated, not found
         return (f"it has no `config`, and the pipeline configs diffusers reads for it cannot be fetched from the "
-                f"Hugging Face Hub ({repos[0]}: {_first_line(exc)}); {_CONFIG_FIX}")
+                f"Hugging Face Hub ({repos[0]}: {_first_line(error)}); {_CONFIG_FIX}")
     return None
 
 
@@ -238,10 +236,9 @@ def _safetensors_shapes(path: Path) -> dict[str, list[int]] | None:
 
 def _hub_model_index(repo: str) -> Path:
     """The Hub model ``repo``'s ``model_index.json``: the local cache's copy when there is one, with no request
-    (whether it is the newest is diffusers' business when it loads the model); else one HEAD request with no
-    retries, then the download. For a file it has not cached, huggingface_hub's own download retries a refused
-    connection for about 23 s before it gives up, for each model of the worker's queues."""
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    (whether it is the newest is diffusers' business when it loads the model); else, once :func:`_ask_hub` finds
+    the Hub serving it, the download."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError
 
     cached = try_to_load_from_cache(repo, "model_index.json")
@@ -251,21 +248,26 @@ def _hub_model_index(repo: str) -> Path:
     if constants.HF_HUB_OFFLINE:
         raise _HubUnavailable(f"{repo} is not in the local Hugging Face cache, with HF_HUB_OFFLINE set; {fetch}, "
                               "or unset HF_HUB_OFFLINE")
-    try:
-        get_hf_file_metadata(hf_hub_url(repo, "model_index.json"))
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status is not None and status < 500:
-            raise  # no such repo or file, gated, no token: huggingface_hub's words say which
-        raise _HubUnavailable(_unreachable(repo, exc, fetch)) from exc
-    except Exception as exc:  # refused, timed out, no route: the network's errors
-        raise _HubUnavailable(_unreachable(repo, exc, fetch)) from exc
+    error = _ask_hub(repo)
+    if isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code < 500:
+        raise error  # no such repo or file, gated, no token: huggingface_hub's words say which
+    if error is not None:  # refused, timed out, no route, the Hub's own failure
+        raise _HubUnavailable(f"{repo} is not in the local Hugging Face cache, and the Hugging Face Hub cannot be "
+                              f"reached ({_first_line(error)}); check this machine's network and HF_ENDPOINT, "
+                              f"or {fetch}")
     return Path(hf_hub_download(repo, "model_index.json"))
 
 
-def _unreachable(repo: str, exc: Exception, fetch: str) -> str:
-    return (f"{repo} is not in the local Hugging Face cache, and the Hugging Face Hub cannot be reached "
-            f"({_first_line(exc)}); check this machine's network and HF_ENDPOINT, or {fetch}")
+def _ask_hub(repo: str) -> Exception | None:
+    """Whether the Hub serves ``repo``'s ``model_index.json`` to this machine: one HEAD request, no retries
+    (huggingface_hub's downloads retry a refused connection for about 23 s). Returns its error, if any."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, "model_index.json"))
+    except Exception as exc:  # huggingface_hub's and the network's errors
+        return exc
+    return None
 
 
 def _first_line(exc: Exception) -> str:
